@@ -1,0 +1,1 @@
+"""The gateway core: an aiohttp application assembled from plugins (see `gateway.plugin`)."""

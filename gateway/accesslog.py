@@ -1,0 +1,62 @@
+"""One JSON line per request, written without the logging module.
+
+The hot-path budget (see docs/performance.md) cannot afford a LogRecord per request, so lines are
+collected and written once per event-loop iteration, in chunks that never split a line and stay
+under PIPE_BUF so several workers sharing one stdout never interleave inside a line.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import select
+import time
+
+CHUNK = select.PIPE_BUF
+
+
+class AccessLog:
+    def __init__(self, fd: int = 1) -> None:
+        self.fd = fd
+        self._lines: list[str] = []
+        self._second = 0
+        self._stamp = ""
+
+    def timestamp(self, now: float) -> str:
+        second = int(now)
+        if second != self._second:  # strftime once per second, not per request
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._stamp}.{int((now - second) * 1000):03d}Z"
+
+    def write(self, entry: dict) -> None:
+        entry = {"ts": self.timestamp(time.time()), "level": "info", "logger": "access", **entry}
+        if not self._lines:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no loop: write at once
+                self._lines.append(json.dumps(entry, separators=(",", ":")))
+                return self.flush()
+        self._lines.append(json.dumps(entry, separators=(",", ":")))
+
+    def flush(self) -> None:
+        lines, self._lines = self._lines, []
+        chunk: list[str] = []
+        size = 0
+        for line in lines:
+            if chunk and size + len(line) + 1 > CHUNK:
+                self._emit(chunk)
+                chunk, size = [], 0
+            chunk.append(line)
+            size += len(line) + 1
+        if chunk:
+            self._emit(chunk)
+
+    def _emit(self, lines: list[str]) -> None:
+        data = ("\n".join(lines) + "\n").encode()
+        while data:
+            try:
+                written = os.write(self.fd, data)
+            except OSError:
+                return  # stdout gone or full: losing access lines must not fail requests
+            data = data[written:]

@@ -1,0 +1,83 @@
+"""The application factory: settings, then plugins in dependency order, then the core's wiring.
+
+`create_app()` is what gunicorn and `python -m gateway serve` run; `build()` also returns the
+registry, for the CLI and the OpenAPI document.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Mapping
+
+from aiohttp import web
+
+from gateway import openapi, settings
+from gateway.accesslog import AccessLog
+from gateway.http import core_middleware
+from gateway.lifecycle import LIFECYCLE, Lifecycle
+from gateway.loader import PluginError, discover
+from gateway.plugin import Plugin, Registry, SetupContext
+from gateway.readiness import CHECKS
+from gateway.routing import add_routes
+
+OPENAPI = web.AppKey("openapi", dict)
+
+
+@dataclass
+class Built:
+    app: web.Application
+    registry: Registry
+    core: SimpleNamespace
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> tuple[SimpleNamespace, list[Plugin], dict]:
+    """Core settings, the ordered plugins and each plugin's settings; every problem reported at once."""
+    problems: dict[str, list[str]] = {}
+    try:
+        core = settings.load(settings.CoreSettings, environ)
+    except settings.SettingsError as exc:
+        problems.update(exc.problems)
+        core = None
+    try:
+        plugins = discover(core.plugins if core else settings.plugin_names(environ))
+    except PluginError as exc:
+        if not problems:
+            raise
+        raise settings.SettingsError({**problems, "GATEWAY_PLUGINS": [str(exc)]}) from None
+    plugin_settings = {}
+    for plugin in plugins:
+        if plugin.settings is None:
+            continue
+        try:
+            plugin_settings[plugin.name] = settings.load(plugin.settings, environ)
+        except settings.SettingsError as exc:
+            problems.update(exc.problems)
+    if problems:
+        raise settings.SettingsError(problems)
+    return core, plugins, plugin_settings
+
+
+def build(environ: Mapping[str, str] | None = None) -> Built:
+    core, plugins, plugin_settings = load_settings(environ)
+    app = web.Application(client_max_size=core.max_body_bytes)
+    registry = Registry(plugins=plugins)
+    lifecycle = Lifecycle(core.drain_seconds)
+    app[LIFECYCLE] = lifecycle
+    for plugin in plugins:
+        plugin.setup(SetupContext(app, core, registry, plugin, plugin_settings.get(plugin.name)))
+
+    app.middlewares.append(core_middleware(lifecycle, AccessLog(), core.max_body_bytes, core.trusted_proxies))
+    app.middlewares.extend(registry.ordered_middlewares())
+    add_routes(app, registry.routes)
+    app[CHECKS] = tuple(registry.checks)
+    app[OPENAPI] = openapi.build(registry)
+    app.router.add_get("/openapi.json", serve_openapi)
+    return Built(app, registry, core)
+
+
+async def serve_openapi(request: web.Request) -> web.Response:
+    return web.json_response(request.app[OPENAPI])
+
+
+def create_app(environ: Mapping[str, str] | None = None) -> web.Application:
+    return build(environ).app

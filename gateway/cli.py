@@ -1,0 +1,81 @@
+"""`python -m gateway COMMAND`: the core's serve, check and openapi, plus every plugin's commands."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Sequence
+
+from aiohttp import web
+
+from gateway import logs
+from gateway.app import OPENAPI, Built, build
+from gateway.lifecycle import serve
+from gateway.loader import PluginError
+from gateway.plugin import Command, maybe_await
+from gateway.readiness import run_checks
+from gateway.settings import SettingsError
+
+
+def run_serve(built: Built, args) -> int:
+    import uvloop
+
+    uvloop.run(serve(built.app, args.host or built.core.host, args.port or built.core.port))
+    return 0
+
+
+def run_openapi(built: Built, args) -> int:
+    print(json.dumps(built.app[OPENAPI], indent=2))
+    return 0
+
+
+async def run_check(built: Built, args) -> int:
+    """Start the app's resources, run every readiness check, report what is not ok."""
+    runner = web.AppRunner(built.app)
+    await runner.setup()
+    try:
+        status, results = await run_checks(built.registry.checks)
+    finally:
+        await runner.cleanup()
+    for name, result in results.items():
+        if result["status"] != "ok":
+            print(f"{name}: {result.get('error', result['status'])}", file=sys.stderr)
+    print(f"check: {status}", file=sys.stderr)
+    return 0 if status == "ok" else 1
+
+
+CORE_COMMANDS = [
+    Command("serve", "development server (same app as under gunicorn)", run_serve,
+            arguments=lambda p: (p.add_argument("--host"), p.add_argument("--port", type=int))),
+    Command("check", "validate configuration and reach every configured backend", run_check),
+    Command("openapi", "print the OpenAPI 3.1 document", run_openapi),
+]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        built = build()
+    except SettingsError as exc:
+        print(exc.describe(), file=sys.stderr)
+        return 2
+    except PluginError as exc:
+        print(f"plugin error: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(built.core.log_level)
+
+    parser = argparse.ArgumentParser(prog="python -m gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+    commands = {}
+    for command in CORE_COMMANDS + built.registry.commands:
+        command.arguments(sub.add_parser(command.name, help=command.help))
+        commands[command.name] = command
+    args = parser.parse_args(argv)
+    command = commands[args.command]
+    if command in CORE_COMMANDS:
+        outcome = command.run(built, args)
+    else:
+        outcome = command.run(built.app, args)
+    if asyncio.iscoroutine(outcome):
+        outcome = asyncio.run(maybe_await(outcome))
+    return int(outcome or 0)

@@ -1,0 +1,151 @@
+"""The plugin contract: the one place that lists every extension point a plugin has.
+
+A plugin is a `Plugin` value exposed as an entry point in the `gateway.plugins` group:
+
+    plugin = Plugin(
+        name="notes",
+        settings=NotesSettings,          # a gateway.settings.SettingsSchema, or None
+        requires=("database",),          # services other plugins provide
+        provides=("notes",),             # services this one adds with ctx.provide()
+        setup=setup,                     # def setup(ctx: SetupContext) -> None
+    )
+
+`setup` runs once per application, in dependency order, and may only register things on the
+`SetupContext`; anything that does I/O goes in a cleanup context (started with the app).
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
+
+from aiohttp import web
+from marshmallow import Schema
+
+from gateway.settings import SettingsSchema
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+
+
+@dataclass(frozen=True)
+class Plugin:
+    name: str
+    setup: Callable[["SetupContext"], None]
+    settings: type[SettingsSchema] | None = None
+    provides: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """One route, declared once: it is both served and documented from this."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    plugin: str
+    body: type[Schema] | None = None  # validated JSON body, handed over as request[BODY]
+    query: type[Schema] | None = None  # validated query string, as request[QUERY]
+    responses: Mapping[int, type[Schema] | str] = field(default_factory=dict)
+    public: bool = False  # public routes need no credentials
+    scopes: tuple[str, ...] = ()  # OAuth scopes the caller must hold
+    groups: tuple[str, ...] = ()  # groups the caller must belong to (any of)
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReadinessCheck:
+    """A dependency readiness reports on. `probe` raises (or times out) when it is not usable;
+    whatever mapping it returns is shown with the check (counters, endpoints)."""
+
+    name: str
+    probe: Callable[[], Awaitable[Mapping[str, Any] | None]]
+    critical: bool = True
+    timeout: float = 1.0
+
+
+@dataclass(frozen=True)
+class Command:
+    """A `python -m gateway NAME` subcommand. `run(app, args)` gets the built, not yet started
+    application and the parsed arguments, and returns the exit code; it may be a coroutine function."""
+
+    name: str
+    help: str
+    run: Callable[[web.Application, Any], int | Awaitable[int]]
+    arguments: Callable[[Any], Any] = lambda parser: None
+
+
+@dataclass(frozen=True)
+class OrderedMiddleware:
+    order: int  # lower runs first (further out); the core's own middleware is outside all of them
+    middleware: Middleware
+    plugin: str
+
+
+class SetupContext:
+    """What a plugin's `setup` receives: its settings and the registries it adds to."""
+
+    def __init__(self, app: web.Application, core: SimpleNamespace, registry: "Registry", plugin: Plugin,
+                 settings: SimpleNamespace | None) -> None:
+        self.app = app
+        self.core = core
+        self.settings = settings
+        self._registry = registry
+        self._plugin = plugin
+
+    def route(self, method: str, path: str, handler: Handler, summary: str, **options: Any) -> RouteSpec:
+        spec = RouteSpec(method.upper(), path, handler, summary, self._plugin.name, **options)
+        self._registry.routes.append(spec)
+        return spec
+
+    def middleware(self, middleware: Middleware, order: int) -> None:
+        self._registry.middlewares.append(OrderedMiddleware(order, middleware, self._plugin.name))
+
+    def cleanup_ctx(self, context: CleanupContext) -> None:
+        self.app.cleanup_ctx.append(context)
+
+    def readiness_check(self, name: str, probe: Callable[[], Awaitable[Any]], *, critical: bool = True,
+                        timeout: float = 1.0) -> None:
+        self._registry.checks.append(ReadinessCheck(name, probe, critical, timeout))
+
+    def command(self, name: str, help: str, run: Callable[..., Any], **options: Any) -> None:
+        self._registry.commands.append(Command(name, help, run, **options))
+
+    def security_scheme(self, name: str, scheme: Mapping[str, Any]) -> None:
+        """The OpenAPI security scheme that every non-public route is documented with."""
+        self._registry.security_schemes[name] = dict(scheme)
+
+    def provide(self, service: str, value: Any) -> None:
+        if service not in self._plugin.provides:
+            raise RuntimeError(f"plugin {self._plugin.name!r} provides {service!r} without declaring it")
+        self._registry.services[service] = value
+
+    def require(self, service: str) -> Any:
+        if service not in self._plugin.requires:
+            raise RuntimeError(f"plugin {self._plugin.name!r} uses {service!r} without requiring it")
+        return self._registry.services[service]
+
+
+@dataclass
+class Registry:
+    """Everything the loaded plugins registered, in load order."""
+
+    plugins: list[Plugin] = field(default_factory=list)
+    routes: list[RouteSpec] = field(default_factory=list)
+    middlewares: list[OrderedMiddleware] = field(default_factory=list)
+    checks: list[ReadinessCheck] = field(default_factory=list)
+    commands: list[Command] = field(default_factory=list)
+    security_schemes: dict[str, dict] = field(default_factory=dict)
+    services: dict[str, Any] = field(default_factory=dict)
+
+    def ordered_middlewares(self) -> list[Middleware]:
+        return [m.middleware for m in sorted(self.middlewares, key=lambda m: m.order)]
+
+
+async def maybe_await(value: Any) -> Any:
+    return await value if asyncio.iscoroutine(value) else value

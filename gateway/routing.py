@@ -1,0 +1,61 @@
+"""Serves each declared `RouteSpec`: validation of its JSON body and query string happens here,
+from the same marshmallow schemas the OpenAPI document is built from."""
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+from marshmallow import ValidationError
+
+from gateway.plugin import RouteSpec
+from gateway.problems import Problem, ValidationProblem
+
+BODY = web.RequestKey("body", dict)
+QUERY = web.RequestKey("query", dict)
+ROUTE_SPECS = web.AppKey("route_specs", dict)
+
+
+async def read_json(request: web.Request) -> object:
+    if request.content_type != "application/json":
+        raise Problem(415, "Unsupported Media Type", "Send the body as application/json.")
+    raw = await request.read()
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise Problem(400, "Bad Request", "The body is not valid JSON.") from None
+
+
+def validating(spec: RouteSpec):
+    """Wrap the handler only when it has something to validate: other routes cost nothing extra."""
+    if spec.body is None and spec.query is None:
+        return spec.handler
+    body_schema = spec.body() if spec.body else None
+    query_schema = spec.query() if spec.query else None
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        try:
+            if query_schema is not None:
+                request[QUERY] = query_schema.load(request.query)
+            if body_schema is not None:
+                payload = await read_json(request)
+                if not isinstance(payload, dict):
+                    raise Problem(422, "Unprocessable Content", "The body must be a JSON object.")
+                request[BODY] = body_schema.load(payload)
+        except ValidationError as exc:
+            raise ValidationProblem(exc.messages) from None
+        return await spec.handler(request)
+
+    return handler
+
+
+def add_routes(app: web.Application, specs: list[RouteSpec]) -> None:
+    by_route = {}
+    for spec in specs:
+        route = app.router.add_route(spec.method, spec.path, validating(spec))
+        by_route[route] = spec
+    app[ROUTE_SPECS] = by_route
+
+
+def route_spec(request: web.Request) -> RouteSpec | None:
+    """The declaration of the route serving this request (None for 404/405)."""
+    return request.app[ROUTE_SPECS].get(request.match_info.route)

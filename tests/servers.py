@@ -1,0 +1,100 @@
+"""Real servers for the tests, each on a free loopback port: memcached, the moto server, and
+private MariaDB instances for tests that kill a database."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen | None = None, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+class Server:
+    """A child process listening on `port`; `stop()` kills it, `start()` brings it back on the same port."""
+
+    def __init__(self, argv_for_port, port: int | None = None, env: dict | None = None) -> None:
+        self.argv_for_port = argv_for_port
+        self.port = port or free_port()
+        self.env = env
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "Server":
+        self.process = subprocess.Popen(
+            self.argv_for_port(self.port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=self.env, start_new_session=True,
+        )
+        wait_for_port(self.port, self.process)
+        return self
+
+    def stop(self, sig: int = signal.SIGKILL) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+            self.process.wait(10)
+        self.process = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+def memcached() -> Server:
+    binary = shutil.which("memcached")
+    if binary is None:
+        raise RuntimeError("memcached is not installed: run scripts/install-tools.sh (make test does)")
+    return Server(lambda port: [binary, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "64", "-t", "2"])
+
+
+def moto() -> Server:
+    return Server(lambda port: [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)])
+
+
+def moto_reset(endpoint: str) -> None:
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")).read()
+
+
+class PrivateMariaDB(Server):
+    """A throwaway mariadbd in a temporary directory, for tests that kill or restart a database.
+    The machine's own MariaDB on 3306 is never touched."""
+
+    def __init__(self) -> None:
+        self.dir = tempfile.mkdtemp(prefix="gw-mariadb-")
+        datadir = os.path.join(self.dir, "data")
+        install = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
+        subprocess.run(
+            [install, f"--datadir={datadir}", "--auth-root-authentication-method=normal", "--skip-test-db",
+             "--user=root" if os.geteuid() == 0 else f"--user={os.getlogin()}"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        super().__init__(lambda port: [
+            shutil.which("mariadbd") or "/usr/sbin/mariadbd", "--no-defaults", f"--datadir={datadir}",
+            f"--socket={self.dir}/sock", f"--pid-file={self.dir}/pid", "--bind-address=127.0.0.1", f"--port={port}",
+            "--skip-grant-tables=0", "--innodb-buffer-pool-size=32M", "--skip-log-bin",
+            *(["--user=root"] if os.geteuid() == 0 else []),
+        ])
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
