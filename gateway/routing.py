@@ -2,6 +2,7 @@
 from the same marshmallow schemas the OpenAPI document is built from."""
 from __future__ import annotations
 
+import asyncio
 import json
 
 from aiohttp import web
@@ -15,17 +16,21 @@ QUERY = web.RequestKey("query", dict)
 ROUTE_SPECS = web.AppKey("route_specs", dict)
 
 
-async def read_json(request: web.Request) -> object:
+async def read_json(request: web.Request, timeout: float) -> object:
     if request.content_type != "application/json":
         raise Problem(415, "Unsupported Media Type", "Send the body as application/json.")
-    raw = await request.read()
+    try:
+        # A client trickling its body holds only its own request, and not for long.
+        raw = await asyncio.wait_for(request.read(), timeout)
+    except asyncio.TimeoutError:
+        raise Problem(408, "Request Timeout", f"The body did not arrive within {timeout:g} seconds.") from None
     try:
         return json.loads(raw)
     except (ValueError, RecursionError):
         raise Problem(400, "Bad Request", "The body is not valid JSON.") from None
 
 
-def validating(spec: RouteSpec):
+def validating(spec: RouteSpec, body_timeout: float):
     """Wrap the handler only when it has something to validate: other routes cost nothing extra."""
     if spec.body is None and spec.query is None:
         return spec.handler
@@ -37,7 +42,7 @@ def validating(spec: RouteSpec):
             if query_schema is not None:
                 request[QUERY] = query_schema.load(request.query)
             if body_schema is not None:
-                payload = await read_json(request)
+                payload = await read_json(request, body_timeout)
                 if not isinstance(payload, dict):
                     raise Problem(422, "Unprocessable Content", "The body must be a JSON object.")
                 request[BODY] = body_schema.load(payload)
@@ -48,10 +53,10 @@ def validating(spec: RouteSpec):
     return handler
 
 
-def add_routes(app: web.Application, specs: list[RouteSpec]) -> None:
+def add_routes(app: web.Application, specs: list[RouteSpec], body_timeout: float) -> None:
     by_route = {}
     for spec in specs:
-        route = app.router.add_route(spec.method, spec.path, validating(spec))
+        route = app.router.add_route(spec.method, spec.path, validating(spec, body_timeout))
         by_route[route] = spec
     app[ROUTE_SPECS] = by_route
 

@@ -74,6 +74,9 @@ class CoreSettings(SettingsSchema):
     max_body_bytes = fields.Int(
         data_key="GATEWAY_MAX_BODY_BYTES", load_default=1048576, validate=validate.Range(1024, 1 << 30)
     )
+    body_timeout_seconds = fields.Float(
+        data_key="GATEWAY_BODY_TIMEOUT_SECONDS", load_default=10.0, validate=validate.Range(0.1, 300)
+    )
     drain_seconds = fields.Float(data_key="GATEWAY_DRAIN_SECONDS", load_default=0.0, validate=validate.Range(0, 300))
     trusted_proxies = Networks(data_key="GATEWAY_TRUSTED_PROXIES", load_default=())
     workers = fields.Int(data_key="GATEWAY_WORKERS", load_default=None, validate=validate.Range(1, 256))

@@ -115,3 +115,20 @@ async def test_openapi_document_lists_every_loaded_route(client):
     assert schema_ref == "#/components/schemas/Echo"
     assert document["components"]["schemas"]["Echo"]["required"] == ["name"]
     assert "422" in echo["responses"]
+
+
+async def test_a_trickled_body_times_out_without_stalling_other_clients(make_client, sample_plugin):
+    client = await make_client({"GATEWAY_PLUGINS": f"health,{sample_plugin}", "GATEWAY_BODY_TIMEOUT_SECONDS": "0.5"})
+    release = asyncio.Event()
+
+    async def trickle():
+        yield b'{"na'
+        await release.wait()
+        yield b'me": "x"}'
+
+    slow = asyncio.create_task(client.post("/sample/echo", data=trickle(), headers={"Content-Type": "application/json"}))
+    for _ in range(5):
+        assert (await client.get("/health/live")).status == 200
+    assert not slow.done()
+    await problem(await slow, 408)
+    release.set()

@@ -1,0 +1,211 @@
+"""`python -m bench`: the gateway against the real MariaDB and memcached, driven by wrk on loopback.
+
+For 1 and then 2 gunicorn workers it measures the bare baseline and each scenario, and writes
+bench/results/latest.json plus a Markdown table (bench/results/latest.md) for docs/performance.md.
+Environment: BENCH_SECONDS (default 8), BENCH_USERS (3000), BENCH_CONNECTIONS (64 per worker).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import pymysql
+
+from bench import wrk
+from tests.servers import free_port, memcached, wait_for_port
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
+USERS = int(os.environ.get("BENCH_USERS", "3000"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
+DATABASE = "gateway_bench"
+HOT_USERS = 100  # the cache-hit scenario cycles over these, all cached
+
+
+def mysql(sql: str) -> list:
+    connection = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        rows = cursor.fetchall()
+    connection.close()
+    return rows
+
+
+def database_reads() -> int:
+    return int(mysql("SHOW GLOBAL STATUS LIKE 'Com_select'")[0][1])
+
+
+def install_bench_plugin() -> None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
+                    "--no-build-isolation", str(ROOT / "bench" / "plugin")], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def start(argv: list[str], env: dict, port: int, cpus: str | None) -> subprocess.Popen:
+    if cpus:
+        argv = ["taskset", "-c", cpus, *argv]
+    process = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port, process)
+    return process
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    process.wait(30)
+
+
+async def prepare_profiles(base: str, tokens: list[str]) -> None:
+    """First GET /v1/me of every user creates the profile (the cold path, outside the measurements)."""
+    async with aiohttp.ClientSession() as session:
+        semaphore = asyncio.Semaphore(32)
+
+        async def first(token: str) -> None:
+            async with semaphore:
+                async with session.get(f"{base}/v1/me", headers={"Authorization": f"Bearer {token}"}) as response:
+                    assert response.status == 200, await response.text()
+
+        await asyncio.gather(*(first(token) for token in tokens))
+
+
+def flush_cache(address: str) -> None:
+    import socket
+
+    host, port = address.split(":")
+    with socket.create_connection((host, int(port))) as connection:
+        connection.sendall(b"flush_all\r\n")
+        assert connection.recv(64).startswith(b"OK")
+
+
+def zipf_order(count: int, length: int = 200_000, exponent: float = 1.1) -> list[int]:
+    weights = [1 / (rank ** exponent) for rank in range(1, count + 1)]
+    ranks = list(range(1, count + 1))
+    random.Random(7).shuffle(ranks)  # popularity is not user-id order
+    return random.Random(11).choices(ranks, weights=weights, k=length)
+
+
+def main() -> int:
+    install_bench_plugin()
+    workdir = Path(tempfile.mkdtemp(prefix="gw-bench-"))
+    cache = memcached().start()
+    mysql(f"DROP DATABASE IF EXISTS {DATABASE}")
+    mysql(f"CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    env = {
+        **os.environ,
+        "GATEWAY_ENV": "test",
+        "GATEWAY_DATA_DIR": str(workdir / "var"),
+        "GATEWAY_PLUGINS": "health,auth,data,media,bench",
+        "DATABASE_URL": f"mysql://root@127.0.0.1:3306/{DATABASE}",
+        "CACHE_URL": f"memcached://{cache.address}",
+        "GATEWAY_LOG_LEVEL": "WARNING",
+    }
+    subprocess.run([sys.executable, "-m", "gateway", "migrate"], env=env, cwd=ROOT, check=True)
+
+    sys.path.insert(0, str(ROOT))
+    from plugins.auth.issuer import LocalIssuer
+
+    issuer = LocalIssuer(Path(env["GATEWAY_DATA_DIR"]) / "dev-signing-key.pem")
+    tokens = [issuer.mint(f"bench-user-{n:05d}", username=f"user{n}", ttl=7200) for n in range(USERS)]
+    token_file = workdir / "tokens.txt"
+    token_file.write_text("\n".join(tokens) + "\n")
+    hot_file = workdir / "hot.txt"
+    hot_file.write_text("\n".join(tokens[:HOT_USERS]) + "\n")
+    order_file = workdir / "zipf.txt"
+    order_file.write_text("\n".join(map(str, zipf_order(USERS))) + "\n")
+
+    results: dict = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                                 "python": platform.python_version()},
+                     "seconds": SECONDS, "users": USERS, "runs": {}}
+    try:
+        for workers in (1, 2):
+            results["runs"][str(workers)] = run_workers(workers, env, cache.address, tokens, token_file, hot_file,
+                                                        order_file, workdir)
+    finally:
+        cache.stop()
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
+    table = render(results)
+    (RESULTS / "latest.md").write_text(table)
+    print(table)
+    return 0
+
+
+def run_workers(workers: int, env: dict, cache_address: str, tokens, token_file, hot_file, order_file,
+                workdir: Path) -> dict:
+    # One worker: server on CPU 0, wrk on CPU 1, so they do not fight. Two workers: both CPUs shared.
+    server_cpus, client_cpus = ("0", "1") if workers == 1 else (None, None)
+    connections = CONNECTIONS * workers
+    run = {}
+
+    port = free_port()
+    baseline = start([sys.executable, "-m", "gunicorn", "-w", str(workers), "-k", "aiohttp.GunicornUVLoopWebWorker",
+                      "-b", f"127.0.0.1:{port}", "bench.baseline:create_app()"], env, port, server_cpus)
+    try:
+        run["baseline"] = wrk.run(f"http://127.0.0.1:{port}/", seconds=SECONDS, connections=connections,
+                                  workdir=workdir, name="baseline", cpus=client_cpus)
+    finally:
+        stop(baseline)
+
+    port = free_port()
+    gateway = start([sys.executable, "-m", "gunicorn", "-c", "python:gateway.gunicorn_conf",
+                     "gateway.app:create_app()"],
+                    {**env, "GATEWAY_WORKERS": str(workers), "GATEWAY_PORT": str(port)}, port, server_cpus)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        asyncio.run(prepare_profiles(base, tokens))
+        scenarios = [
+            ("core: open no-op", "/bench/open", {}),
+            ("auth: protected no-op", "/bench/protected", {"tokens": hot_file}),
+            ("GET /v1/me cache hit", "/v1/me", {"tokens": hot_file}),
+            ("GET /v1/me Zipf mix", "/v1/me", {"tokens": token_file, "order": order_file, "flush": True}),
+            ("PATCH /v1/me", "/v1/me", {"tokens": hot_file, "method": "PATCH",
+                                        "body": {"bio": "benchmarking"}}),
+            ("POST /v1/media", "/v1/media", {"tokens": hot_file, "method": "POST",
+                                             "body": {"content_type": "image/jpeg", "size": 123456,
+                                                      "purpose": "attachment"}}),
+            ("GET /health/ready", "/health/ready", {}),
+        ]
+        for name, path, options in scenarios:
+            if options.pop("flush", False):
+                flush_cache(cache_address)
+            reads_before = database_reads()
+            result = wrk.run(f"{base}{path}", seconds=SECONDS, connections=connections, workdir=workdir,
+                             name=name.split(":")[0].replace(" ", "_").replace("/", "_"), cpus=client_cpus, **options)
+            result["db_reads_per_1000"] = round((database_reads() - reads_before) * 1000 / max(result["requests"], 1),
+                                                2)
+            result["ratio"] = round(result["rps"] / run["baseline"]["rps"], 3)
+            run[name] = result
+    finally:
+        stop(gateway)
+    return run
+
+
+def render(results: dict) -> str:
+    lines = [f"Machine: {results['machine']['cpus']} CPUs, {results['machine']['platform']}, "
+             f"Python {results['machine']['python']}; wrk {SECONDS}s per scenario, {CONNECTIONS} connections "
+             f"per worker, {results['users']} users.", ""]
+    lines.append("| workers | scenario | req/s | ratio to bare | p50 ms | p99 ms | DB reads/1000 | non-2xx |")
+    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for workers, run in results["runs"].items():
+        for name, r in run.items():
+            lines.append(f"| {workers} | {name} | {r['rps']:.0f} | {r.get('ratio', 1.0):.2f} | {r['p50_ms']:.2f} | "
+                         f"{r['p99_ms']:.2f} | {r.get('db_reads_per_1000', '-')} | {r['non_2xx']} |")
+    one, two = results["runs"].get("1"), results["runs"].get("2")
+    if one and two:
+        hit = "GET /v1/me cache hit"
+        lines += ["", f"Scaling 1 -> 2 workers: baseline x{two['baseline']['rps'] / one['baseline']['rps']:.2f}, "
+                      f"cache-hit GET /v1/me x{two[hit]['rps'] / one[hit]['rps']:.2f}."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
