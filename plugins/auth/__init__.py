@@ -1,0 +1,47 @@
+"""Auth plugin: bearer tokens from Cognito (or, with no Cognito configured, from a local issuer),
+verified as strictly as aws-jwt-verify and then some; provides `principal(request)` as "principal".
+
+jwt.py parses strictly, jwks.py holds the signing keys, verifier.py checks claims and signatures and
+caches the outcome, middleware.py enforces each route's declaration, issuer.py is the local issuer.
+"""
+import os
+
+from gateway.plugin import Plugin, SetupContext
+
+from plugins.auth import cli
+from plugins.auth.issuer import CLIENT_ID, ISSUER
+from plugins.auth.jwks import RemoteKeySet
+from plugins.auth.middleware import ORDER, auth_middleware
+from plugins.auth.principal import Principal, principal
+from plugins.auth.routes import LocalJwks
+from plugins.auth.settings import AuthSettings
+from plugins.auth.verifier import Verifier
+
+__all__ = ["Principal", "plugin", "principal"]
+
+
+def setup(ctx: SetupContext) -> None:
+    settings = ctx.settings
+    key_file = settings.local_key_file or os.path.join(ctx.core.data_dir, "dev-signing-key.pem")
+    if settings.user_pool_id:
+        issuer = f"https://cognito-idp.{settings.region}.amazonaws.com/{settings.user_pool_id}"
+        keys = RemoteKeySet(settings.jwks_url or f"{issuer}/.well-known/jwks.json")
+        ctx.cleanup_ctx(keys.context)
+        verifier = Verifier(keys, issuer, settings.client_ids, settings.token_use, settings.leeway_seconds)
+    else:
+        local = LocalJwks(key_file)
+        keys = local.keys
+        ctx.cleanup_ctx(local.context)
+        ctx.route("GET", "/.well-known/jwks.json", local.handle, "The local issuer's public keys",
+                  public=True, responses={200: "JWKS (RFC 7517)"}, tags=("auth",))
+        verifier = Verifier(keys, ISSUER, (CLIENT_ID,), settings.token_use, settings.leeway_seconds)
+    ctx.readiness_check("jwks", keys.probe)
+    ctx.middleware(auth_middleware(verifier), ORDER)
+    ctx.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    ctx.provide("principal", principal)
+    ctx.command("token", "print an access token from the local issuer (development only)",
+                run=cli.token_command(settings, key_file), arguments=cli.arguments)
+
+
+plugin = Plugin(name="auth", provides=("principal",), settings=AuthSettings, setup=setup,
+                description="Cognito (or local issuer) bearer tokens; provides principal(request)")

@@ -1,0 +1,54 @@
+"""Enforces each route's declaration: public routes pass, others need a valid bearer token and the
+route's groups (any of) and scopes (all of). Requests matching no declared route (404, 405,
+/openapi.json) pass untouched, so unknown paths answer 404 rather than 401.
+
+Failures follow RFC 6750: 401 with a `WWW-Authenticate: Bearer` challenge (an `invalid_token`
+error only when a token was sent), 403 for missing groups or scopes. No answer echoes the token.
+"""
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.http import CALLER
+from gateway.problems import Problem
+from gateway.routing import route_spec
+from plugins.auth.jwt import TokenError
+from plugins.auth.principal import PRINCIPAL
+from plugins.auth.verifier import Verifier
+
+REALM = 'Bearer realm="gateway"'
+ORDER = 100
+
+
+def unauthorized(description: str | None = None) -> Problem:
+    if description is None:
+        return Problem(401, "Unauthorized", "This request needs a bearer token.", headers={"WWW-Authenticate": REALM})
+    return Problem(401, "Unauthorized", description, headers={
+        "WWW-Authenticate": f'{REALM}, error="invalid_token", error_description="{description}"'
+    })
+
+
+def auth_middleware(verifier: Verifier):
+    @web.middleware
+    async def middleware(request: web.Request, handler) -> web.StreamResponse:
+        spec = route_spec(request)
+        if spec is None or spec.public:
+            return await handler(request)
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer":  # no credentials of ours at all
+            raise unauthorized()
+        try:
+            principal = await verifier.verify(token.strip())
+        except TokenError as exc:
+            raise unauthorized(exc.description) from None
+        if spec.groups and not any(group in principal.groups for group in spec.groups):
+            raise Problem(403, "Forbidden", "This needs membership of a group the caller is not in.")
+        if spec.scopes and not all(scope in principal.scopes for scope in spec.scopes):
+            raise Problem(403, "Forbidden", "The token lacks a scope this needs.", headers={
+                "WWW-Authenticate": f'{REALM}, error="insufficient_scope", scope="{" ".join(spec.scopes)}"'
+            })
+        request[PRINCIPAL] = principal
+        request[CALLER] = principal.sub
+        return await handler(request)
+
+    return middleware

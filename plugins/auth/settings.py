@@ -1,0 +1,62 @@
+"""Auth plugin settings: Cognito mode when the user pool is configured, the local issuer otherwise."""
+from __future__ import annotations
+
+from marshmallow import ValidationError, fields, validate, validates_schema
+from yarl import URL
+
+from gateway.settings import CommaList, SettingsSchema
+
+COGNITO = {
+    "region": "AUTH_COGNITO_REGION",
+    "user_pool_id": "AUTH_COGNITO_USER_POOL_ID",
+    "client_ids": "AUTH_COGNITO_CLIENT_IDS",
+}
+
+
+class AuthSettings(SettingsSchema):
+    region = fields.Str(data_key="AUTH_COGNITO_REGION", load_default=None,
+                        validate=validate.Regexp(r"^[a-z]{2}(-[a-z]+)+-\d+$", error="not an AWS region"))
+    user_pool_id = fields.Str(data_key="AUTH_COGNITO_USER_POOL_ID", load_default=None,
+                              validate=validate.Regexp(r"^[a-z]{2}(-[a-z]+)+-\d+_[0-9A-Za-z]+$",
+                                                       error="not a user pool id (region_id)"))
+    client_ids = CommaList(data_key="AUTH_COGNITO_CLIENT_IDS", load_default=())
+    token_use = fields.Str(data_key="AUTH_TOKEN_USE", load_default="access",
+                           validate=validate.OneOf(["access", "id", "any"]))
+    jwks_url = fields.Str(data_key="AUTH_JWKS_URL", load_default=None)
+    local_key_file = fields.Str(data_key="AUTH_LOCAL_KEY_FILE", load_default=None)
+    leeway_seconds = fields.Int(data_key="AUTH_LEEWAY_SECONDS", load_default=0, validate=validate.Range(0, 60))
+
+    @validates_schema
+    def consistent(self, data: dict, **_: object) -> None:
+        configured = [name for name in COGNITO if data.get(name)]
+        if configured and len(configured) < len(COGNITO):
+            missing = [COGNITO[name] for name in COGNITO if name not in configured]
+            raise ValidationError(
+                {variable: [f"Cognito mode needs {', '.join(missing)} too (set all three, or none for the "
+                            "local issuer)"] for variable in missing}
+            )
+        production = data["environment"] == "production"
+        if not configured:
+            if production:
+                raise ValidationError({variable: ["required under GATEWAY_ENV=production: the local token issuer "
+                                                  "is for development only"] for variable in COGNITO.values()})
+            if data.get("jwks_url"):
+                raise ValidationError("only used with Cognito (AUTH_COGNITO_*)", "AUTH_JWKS_URL")
+            return
+        if not data["user_pool_id"].startswith(f"{data['region']}_"):
+            raise ValidationError(f"a user pool in {data['region']} starts with {data['region']}_",
+                                  "AUTH_COGNITO_USER_POOL_ID")
+        if data.get("jwks_url"):
+            check_jwks_url(data["jwks_url"], production)
+
+
+def check_jwks_url(value: str, production: bool) -> None:
+    try:
+        url = URL(value)
+    except ValueError:
+        raise ValidationError("not a URL", "AUTH_JWKS_URL") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValidationError("not an http(s) URL", "AUTH_JWKS_URL")
+    if production and not (url.scheme == "https" and url.host.endswith(".amazonaws.com")):
+        raise ValidationError("under GATEWAY_ENV=production only an https URL on an amazonaws.com host",
+                              "AUTH_JWKS_URL")

@@ -1,0 +1,81 @@
+"""Token verification, in order of cost: a cached result, then strict parsing (plugins.auth.jwt),
+then the claims, then the key lookup, and only then the RSA signature (pyjwt).
+
+Verified tokens are remembered per worker in a bounded LRU keyed by a SHA-256 of the token and never
+kept past the token's `exp`: a token seen before costs a hash, a dict lookup and a clock comparison.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from time import time
+from typing import Any
+
+from jwt.algorithms import RSAAlgorithm
+
+from plugins.auth.jwks import KeySet
+from plugins.auth.jwt import TokenError, parse
+from plugins.auth.principal import Principal
+
+RS256 = RSAAlgorithm(RSAAlgorithm.SHA256)
+NOT_FOR_US = "The token was not issued for this service."
+
+
+class Verifier:
+    def __init__(self, keys: KeySet, issuer: str, client_ids: tuple[str, ...], token_use: str,
+                 leeway: float = 0, cache_size: int = 4096) -> None:
+        self.keys = keys
+        self.issuer = issuer
+        self.client_ids = frozenset(client_ids)
+        self.token_uses = ("access", "id") if token_use == "any" else (token_use,)
+        self.leeway = leeway
+        self.cache_size = cache_size
+        self._cache: OrderedDict[bytes, tuple[float, Principal]] = OrderedDict()
+
+    async def verify(self, token: str) -> Principal:
+        """The token's principal; raises TokenError saying, in general terms, why it is refused."""
+        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()  # headers may hold any code point
+        cached = self._cache.get(digest)
+        if cached is not None:
+            if time() < cached[0]:
+                self._cache.move_to_end(digest)
+                return cached[1]
+            del self._cache[digest]
+        principal = await self._verify(token)
+        self._cache[digest] = (principal.claims["exp"], principal)
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return principal
+
+    async def _verify(self, token: str) -> Principal:
+        jwt = parse(token)
+        client_id = self.check_claims(jwt.payload)
+        kid = jwt.header["kid"]
+        key = self.keys.get(kid) or await self.keys.fetch_for(kid)
+        if key is None:
+            raise TokenError("The token's signing key is unknown.")
+        if not RS256.verify(jwt.signing_input, key, jwt.signature):
+            raise TokenError("The token's signature is invalid.")
+        return Principal.from_claims(jwt.payload, client_id)
+
+    def check_claims(self, claims: dict[str, Any]) -> str:
+        """Time, issuer, token use and audience; returns the client id the token was issued to."""
+        now = time()
+        if now >= claims["exp"] + self.leeway:
+            raise TokenError("The token has expired.")
+        if "nbf" in claims and now + self.leeway < claims["nbf"]:
+            raise TokenError("The token is not valid yet.")
+        if claims.get("iss") != self.issuer:
+            raise TokenError(NOT_FOR_US)
+        token_use = claims.get("token_use")
+        if token_use not in self.token_uses:
+            raise TokenError("The token's kind (token_use) is not accepted here.")
+        if token_use == "access":
+            audience = [claims.get("client_id")]
+        else:
+            aud = claims.get("aud")
+            audience = [aud] if isinstance(aud, str) else aud or []
+        for client_id in audience:
+            if client_id in self.client_ids:
+                return client_id
+        raise TokenError(NOT_FOR_US)
