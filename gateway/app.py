@@ -59,7 +59,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> tuple[SimpleNames
 
 def build(environ: Mapping[str, str] | None = None) -> Built:
     core, plugins, plugin_settings = load_settings(environ)
-    app = web.Application(client_max_size=core.max_body_bytes)
+    # Headers up to 16 KiB reach the app, so an oversized bearer token gets the auth plugin's 401
+    # rather than a bare parser error; beyond that aiohttp refuses the request itself.
+    app = web.Application(client_max_size=core.max_body_bytes, handler_args={"max_field_size": 16384})
     registry = Registry(plugins=plugins)
     lifecycle = Lifecycle(core.drain_seconds)
     app[LIFECYCLE] = lifecycle

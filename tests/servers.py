@@ -64,7 +64,18 @@ def memcached() -> Server:
     binary = shutil.which("memcached")
     if binary is None:
         raise RuntimeError("memcached is not installed: run scripts/install-tools.sh (make test does)")
-    return Server(lambda port: [binary, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "64", "-t", "2"])
+    as_root = ["-u", "root"] if os.geteuid() == 0 else []  # memcached refuses to run as root without -u
+    return Server(lambda port: [binary, *as_root, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "64", "-t", "2"])
+
+
+def gateway(env: dict, workers: int = 1) -> Server:
+    """The gateway under gunicorn with the production config module, as the AMI runs it."""
+    port = free_port()
+    return Server(
+        lambda port: [sys.executable, "-m", "gunicorn", "-c", "python:gateway.gunicorn_conf", "gateway.app:create_app()"],
+        port,
+        env={**os.environ, **env, "GATEWAY_PORT": str(port), "GATEWAY_WORKERS": str(workers)},
+    )
 
 
 def moto() -> Server:
@@ -84,7 +95,7 @@ class PrivateMariaDB(Server):
         datadir = os.path.join(self.dir, "data")
         install = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
         subprocess.run(
-            [install, f"--datadir={datadir}", "--auth-root-authentication-method=normal", "--skip-test-db",
+            [install, "--no-defaults", f"--datadir={datadir}", "--auth-root-authentication-method=normal", "--skip-test-db",
              "--user=root" if os.geteuid() == 0 else f"--user={os.getlogin()}"],
             check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )

@@ -27,9 +27,9 @@ async def test_json_nested_ten_thousand_deep_is_a_400_not_a_crash(client):
 
 
 async def test_headers_at_the_limit_are_served_and_past_it_refused(client):
-    at_limit = b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 8000 + b"\r\nConnection: close\r\n\r\n"
+    at_limit = b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 16000 + b"\r\nConnection: close\r\n\r\n"
     assert (await raw_request(client, at_limit)).startswith(b"HTTP/1.1 200")
-    past = b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 9000 + b"\r\nConnection: close\r\n\r\n"
+    past = b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 17000 + b"\r\nConnection: close\r\n\r\n"
     assert (await raw_request(client, past)).split(b" ")[1] in (b"400", b"431")
     assert (await client.get("/health/live")).status == 200
 
