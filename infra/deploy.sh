@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Deploys the gateway's CloudFormation stacks in order, in both regions, with the AWS CLI, and
+# prints each stack's outputs. Later stacks take earlier stacks' outputs as parameters.
+#
+#   infra/deploy.sh           deploy (needs AWS credentials)
+#   infra/deploy.sh --plan    print what would be deployed where, without calling AWS
+#
+# Required environment:
+#   DOMAIN_NAME              apex domain of the Route 53 hosted zone, e.g. example.com
+#   HOSTED_ZONE_ID           that hosted zone's id
+#   AMI_ID_PRIMARY           the Packer AMI in PRIMARY_REGION
+#   AMI_ID_STANDBY           its copy in STANDBY_REGION
+#   HOSTED_UI_DOMAIN_PREFIX  Cognito hosted UI prefix (<prefix>.auth.<region>.amazoncognito.com)
+#   CDN_PRIVATE_KEY_FILE     RSA private key (PEM) that signs CloudFront URLs
+# Optional environment:
+#   ENV_NAME (prod), PRIMARY_REGION (ap-southeast-1), STANDBY_REGION (ap-south-1),
+#   ENABLE_JWT_AUTHORIZER (false), IDENTITY_PARAMETERS (extra Key=Value overrides for
+#   identity.yaml, space-separated: identity providers, callback URLs, SES sender)
+set -euo pipefail
+
+plan=false
+if [ "${1:-}" = "--plan" ]; then
+  plan=true
+elif [ $# -gt 0 ]; then
+  echo "usage: $0 [--plan]" >&2
+  exit 2
+fi
+
+: "${DOMAIN_NAME:?}" "${HOSTED_ZONE_ID:?}" "${AMI_ID_PRIMARY:?}" "${AMI_ID_STANDBY:?}"
+: "${HOSTED_UI_DOMAIN_PREFIX:?}" "${CDN_PRIVATE_KEY_FILE:?}"
+env_name=${ENV_NAME:-prod}
+primary=${PRIMARY_REGION:-ap-southeast-1}
+standby=${STANDBY_REGION:-ap-south-1}
+# CloudFront takes ACM certificates only from us-east-1, and Route 53's control plane is there:
+# the global stacks live in us-east-1 so that an outage of the primary region never blocks them.
+global=us-east-1
+templates=$(cd "$(dirname "$0")/cloudformation" && pwd)
+read -ra identity_parameters <<<"${IDENTITY_PARAMETERS:-}"
+
+# deploy REGION NAME [Key=Value...]: deploys cloudformation/NAME.yaml as gateway-<env>-NAME.
+deploy() {
+  local region=$1 name=$2
+  shift 2
+  local shown=() kv
+  for kv in "$@"; do
+    case ${kv%%=*} in
+      *Secret | *PrivateKey | CdnPublicKey) shown+=("${kv%%=*}=***") ;;
+      *) shown+=("$kv") ;;
+    esac
+  done
+  echo "deploy $region gateway-$env_name-$name $name.yaml ${shown[*]}"
+  "$plan" && return
+  aws cloudformation deploy --region "$region" --stack-name "gateway-$env_name-$name" \
+    --template-file "$templates/$name.yaml" --capabilities CAPABILITY_IAM \
+    --no-fail-on-empty-changeset --tags "app=gateway" "env=$env_name" \
+    ${1:+--parameter-overrides "$@"}
+  aws cloudformation describe-stacks --region "$region" --stack-name "gateway-$env_name-$name" \
+    --query 'Stacks[0].Outputs[].[OutputKey,OutputValue]' --output table
+}
+
+# output REGION NAME KEY: one output of a deployed stack (a placeholder under --plan).
+output() {
+  if "$plan"; then
+    echo "<$1:$2.$3>"
+    return
+  fi
+  aws cloudformation describe-stacks --region "$1" --stack-name "gateway-$env_name-$2" \
+    --query "Stacks[0].Outputs[?OutputKey=='$3'].OutputValue" --output text
+}
+
+# put_private_key REGION: the CloudFront signing key, as a SecureString the boot step reads.
+put_private_key() {
+  echo "ssm $1 /gateway/$env_name/MEDIA_CDN_PRIVATE_KEY (SecureString)"
+  "$plan" && return
+  aws ssm put-parameter --region "$1" --name "/gateway/$env_name/MEDIA_CDN_PRIVATE_KEY" \
+    --type SecureString --overwrite --value "file://$CDN_PRIVATE_KEY_FILE" >/dev/null
+}
+
+# refresh REGION: replaces instances that do not match the launch template (a new AMI), new
+# before old; a no-op when all match.
+refresh() {
+  local group
+  group=$(output "$1" region AutoScalingGroupName)
+  echo "instance-refresh $1 $group"
+  "$plan" && return
+  aws autoscaling start-instance-refresh --region "$1" --auto-scaling-group-name "$group" \
+    --preferences '{"MinHealthyPercentage":100,"MaxHealthyPercentage":200,"InstanceWarmup":180,"SkipMatching":true}' \
+    || echo "warning: instance refresh not started in $1 (one may be running already)" >&2
+}
+
+# vpc_cidr REGION: one /16 per region, the same whichever role the region plays.
+vpc_cidr() {
+  case $1 in
+    ap-southeast-1) echo 10.0.0.0/16 ;;
+    ap-south-1) echo 10.1.0.0/16 ;;
+    *) echo "no VPC CIDR chosen for $1" >&2; return 1 ;;
+  esac
+}
+
+primary_cidr=$(vpc_cidr "$primary")
+standby_cidr=$(vpc_cidr "$standby")
+
+common=("EnvName=$env_name")
+zone=("DomainName=$DOMAIN_NAME" "HostedZoneId=$HOSTED_ZONE_ID")
+if "$plan"; then
+  public_key="<public key of $CDN_PRIVATE_KEY_FILE>"
+else
+  public_key=$(openssl rsa -in "$CDN_PRIVATE_KEY_FILE" -pubout 2>/dev/null)
+fi
+
+deploy "$global" edge-certificate "${zone[@]}"
+deploy "$primary" network "${common[@]}" "VpcCidr=$primary_cidr"
+deploy "$standby" network "${common[@]}" "VpcCidr=$standby_cidr"
+deploy "$primary" identity "${common[@]}" "HostedUiDomainPrefix=$HOSTED_UI_DOMAIN_PREFIX" \
+  ${identity_parameters[@]+"${identity_parameters[@]}"}
+deploy "$primary" media "${common[@]}" "${zone[@]}" \
+  "MediaCertificateArn=$(output "$global" edge-certificate MediaCertificateArn)" \
+  "CdnPublicKey=$public_key"
+deploy "$primary" database "${common[@]}"
+deploy "$standby" database-replica "${common[@]}" "SourceRegion=$primary" \
+  "SourceDatabaseArn=$(output "$primary" database DatabaseArn)"
+
+put_private_key "$primary"
+put_private_key "$standby"
+
+app=("${common[@]}" "${zone[@]}"
+  "DatabaseName=$(output "$primary" database DatabaseName)"
+  "DatabaseSecretArn=$(output "$primary" database DatabaseSecretArn)"
+  "CognitoRegion=$primary"
+  "UserPoolId=$(output "$primary" identity UserPoolId)"
+  "AppClientId=$(output "$primary" identity AppClientId)"
+  "MediaBucketName=$(output "$primary" media MediaBucketName)"
+  "MediaBucketRegion=$primary"
+  "MediaCdnUrl=$(output "$primary" media MediaCdnUrl)"
+  "MediaCdnKeyPairId=$(output "$primary" media MediaCdnKeyPairId)"
+  "EnableJwtAuthorizer=${ENABLE_JWT_AUTHORIZER:-false}")
+deploy "$primary" region "${app[@]}" Role=primary "AmiId=$AMI_ID_PRIMARY" \
+  "DatabaseHost=$(output "$primary" database DatabaseHost)"
+deploy "$standby" region "${app[@]}" Role=standby "AmiId=$AMI_ID_STANDBY" \
+  "DatabaseHost=$(output "$standby" database-replica DatabaseHost)"
+
+deploy "$global" global "${zone[@]}" \
+  "PrimaryApiEndpointHost=$(output "$primary" region ApiEndpointHost)" \
+  "PrimaryApiDomainName=$(output "$primary" region ApiRegionalDomainName)" \
+  "PrimaryApiHostedZoneId=$(output "$primary" region ApiRegionalHostedZoneId)" \
+  "StandbyApiEndpointHost=$(output "$standby" region ApiEndpointHost)" \
+  "StandbyApiDomainName=$(output "$standby" region ApiRegionalDomainName)" \
+  "StandbyApiHostedZoneId=$(output "$standby" region ApiRegionalHostedZoneId)"
+
+refresh "$primary"
+refresh "$standby"
