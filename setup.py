@@ -28,7 +28,7 @@ setup(
             "moto[server,s3,cognitoidp]>=5.0.20",
             "cfn-lint==1.58.0",
             "pyyaml",
-            "python-hcl2",
+            "python-hcl2>=8",
             "build",
             "wheel",
         ],

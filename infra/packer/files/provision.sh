@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs as root on the Packer builder (Amazon Linux 2023): the OS side of the gateway image.
+#   GATEWAY_FILES  the uploaded infra/packer/files directory
+#   GATEWAY_WHEEL  the uploaded wheel of the repo
+set -euo pipefail
+
+files=${GATEWAY_FILES:?}
+wheel=${GATEWAY_WHEEL:?}
+
+dnf -y -q install python3.11 python3.11-pip amazon-cloudwatch-agent logrotate
+dnf -y -q clean all
+
+id gateway >/dev/null 2>&1 ||
+  useradd --system --user-group --home-dir /var/lib/gateway --no-create-home --shell /sbin/nologin gateway
+
+GATEWAY_PREFIX=/opt/gateway GATEWAY_PYTHON=python3.11 bash "$files/install.sh" "$wheel" "$files/constraints.txt"
+install -D -m 0644 -t /opt/gateway/boot "$files/gateway-config.py" "$files/cloudwatch-agent.json"
+install -m 0644 "$files/constraints.txt" /opt/gateway/constraints.txt
+
+install -m 0644 -t /etc/systemd/system "$files/gateway.service" "$files/gateway-config.service"
+install -m 0644 "$files/gateway.logrotate" /etc/logrotate.d/gateway
+install -d -m 0755 /etc/gateway
+install -d -m 0750 -o gateway -g gateway /var/lib/gateway
+# systemd, as root, opens the log for the service; only root (and the agent) read it.
+install -d -m 0750 /var/log/gateway
+
+systemctl daemon-reload
+systemctl enable gateway-config.service gateway.service
+rm -rf "$files"

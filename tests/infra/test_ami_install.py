@@ -1,0 +1,114 @@
+"""The image's install step for real: a fresh wheel of the repo goes through files/install.sh into a
+temporary prefix, then the unit's own ExecStartPre and ExecStart lines (prefix substituted) run the
+installed app, which must answer 200 on /health/live and stop cleanly on SIGTERM."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.infra import unitfile
+
+ROOT = Path(__file__).resolve().parents[2]
+FILES = ROOT / "infra" / "packer" / "files"
+IMAGE_PREFIX = "/opt/gateway"
+NOT_SOURCES = shutil.ignore_patterns(".git", ".venv*", "build", "dist", "var", "*.egg-info", "__pycache__",
+                                     ".pytest_cache", "tests")
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """Built from a pristine copy of the sources, so the build leaves nothing in the work tree."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    shutil.copytree(ROOT, tmp / "src", ignore=NOT_SOURCES)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", tmp / "dist",
+                    tmp / "src"], check=True, timeout=120)
+    (built,) = (tmp / "dist").glob("mobile_gateway-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def prefix(tmp_path_factory, wheel) -> Path:
+    prefix = tmp_path_factory.mktemp("opt-gateway")
+    env = {**os.environ, "GATEWAY_PREFIX": str(prefix), "GATEWAY_PYTHON": sys.executable}
+    subprocess.run(["bash", FILES / "install.sh", wheel, FILES / "constraints.txt"], env=env, check=True,
+                   timeout=180)
+    return prefix
+
+
+def unit_command(directive: str, prefix: Path) -> list[str]:
+    (value,) = unitfile.directives(FILES / "gateway.service")[directive]
+    argv = unitfile.command(value)
+    assert argv[0].startswith(IMAGE_PREFIX + "/")
+    return [str(prefix) + argv[0].removeprefix(IMAGE_PREFIX), *argv[1:]]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def service_env(tmp_path) -> dict[str, str]:
+    """What the unit's environment file would hold, for a development run on loopback."""
+    return {
+        "PATH": os.environ["PATH"],
+        "GATEWAY_ENV": "development",
+        "GATEWAY_HOST": "127.0.0.1",
+        "GATEWAY_PORT": str(free_port()),
+        "GATEWAY_DATA_DIR": str(tmp_path / "state"),
+        "GATEWAY_WORKERS": "1",
+    }
+
+
+def test_installed_from_the_wheel_not_the_work_tree(prefix, tmp_path):
+    python = prefix / "venv" / "bin" / "python"
+    where = subprocess.run([python, "-c", "import gateway, plugins; print(gateway.__file__, plugins.__file__)"],
+                           capture_output=True, text=True, cwd=tmp_path, check=True, env={}).stdout.split()
+    assert all(path.startswith(str(prefix / "venv" / "lib")) for path in where), where
+
+
+def test_unit_command_lines_serve_health(prefix, service_env, tmp_path):
+    state = Path(service_env["GATEWAY_DATA_DIR"])
+    state.mkdir()
+    check = subprocess.run(unit_command("ExecStartPre", prefix), env=service_env, cwd=state,
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stderr
+
+    log = tmp_path / "gateway.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(unit_command("ExecStart", prefix), env=service_env, cwd=state,
+                                  stdout=out, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{service_env['GATEWAY_PORT']}/health/live"
+        status, body = wait_for(url, server)
+        assert (status, json.loads(body)) == (200, {"status": "ok"})
+    finally:
+        server.send_signal(signal.SIGTERM)
+        returncode = server.wait(timeout=60)
+    assert returncode == 0, log.read_text()
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    assert lines and all(json.loads(line) for line in lines), "the unit's stdout must be JSON lines"
+
+
+def wait_for(url: str, server: subprocess.Popen, seconds: float = 30) -> tuple[int, bytes]:
+    deadline = time.monotonic() + seconds
+    while True:
+        assert server.poll() is None, "gunicorn exited before serving"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.status, response.read()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

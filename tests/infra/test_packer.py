@@ -1,0 +1,143 @@
+"""Offline checks of the AMI's definition: the Packer template, the plugin pin, every shell script,
+and the systemd units. The tools come from scripts/install-tools.sh; a missing one fails the test."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import hcl2
+
+from gateway.settings import CoreSettings
+from tests.infra import unitfile
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKER = ROOT / "infra" / "packer"
+FILES = PACKER / "files"
+UNITS = sorted(FILES.glob("*.service"))
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    assert path, f"{name} is not installed: run scripts/install-tools.sh"
+    return path
+
+
+def run(*args: str | Path, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=120, **kwargs)
+
+
+def load_hcl(path: Path) -> dict:
+    options = hcl2.SerializationOptions(strip_string_quotes=True, with_comments=False, explicit_blocks=False)
+    with path.open() as f:
+        return hcl2.load(f, serialization_options=options)
+
+
+def test_packer_fmt():
+    result = run(tool("packer"), "fmt", "-check", "-diff", PACKER)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_packer_validate_offline(tmp_path):
+    """Full validation (builder and provisioner configs), with no AWS credentials and no update check."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(HOME=str(tmp_path), CHECKPOINT_DISABLE="1", AWS_CONFIG_FILE="/dev/null",
+               AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+    result = run(tool("packer"), "validate", PACKER / "gateway.pkr.hcl", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_required_plugins_pins_the_amazon_plugin():
+    config = load_hcl(PACKER / "plugins.pkr.hcl")
+    assert list(config) == ["packer"], "plugins.pkr.hcl holds the packer block only"
+    (block,) = config["packer"]
+    assert list(block) == ["required_plugins"]
+    amazon = block["required_plugins"][0]["amazon"]
+    assert amazon["source"] == "github.com/hashicorp/amazon"
+    assert re.fullmatch(r"=?\s*\d+\.\d+\.\d+", amazon["version"]), f"not an exact pin: {amazon['version']}"
+    assert "packer" not in load_hcl(PACKER / "gateway.pkr.hcl"), "packer 1.6.6 must be able to read the template"
+
+
+def test_template_builds_the_documented_image():
+    config = load_hcl(PACKER / "gateway.pkr.hcl")
+    defaults = {name: spec.get("default") for v in config["variable"] for name, spec in v.items()}
+
+    def value(raw):
+        match = re.fullmatch(r"\$\{var\.(\w+)\}", raw) if isinstance(raw, str) else None
+        return defaults[match[1]] if match else raw
+
+    source = config["source"][0]["amazon-ebs"]["gateway"]
+    assert value(source["region"]) == "ap-southeast-1"
+    assert value(source["ami_regions"]) == ["ap-south-1"]
+    assert value(source["instance_type"]) == "m5.large"
+    assert source["encrypt_boot"] is True
+    assert source["source_ami_filter"][0]["filters"]["name"].startswith("al2023-ami-")
+    assert source["source_ami_filter"][0]["owners"] == ["amazon"]
+    tags = config["locals"][0]["tags"]
+    assert tags["Version"] == "${var.app_version}" and tags["GitCommit"] == "${var.git_commit}"
+    assert source["tags"] == source["snapshot_tags"] == "${local.tags}"
+
+
+def test_shellcheck_every_script():
+    scripts = sorted(p for d in ("infra", "scripts") for p in (ROOT / d).rglob("*.sh"))
+    assert FILES / "install.sh" in scripts and FILES / "provision.sh" in scripts
+    result = run(tool("shellcheck"), "--external-sources", *scripts)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def systemd_unit_dir() -> Path:
+    for candidate in (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system")):
+        if (candidate / "sysinit.target").exists():
+            return candidate
+    raise AssertionError("no systemd unit directory with sysinit.target: install systemd")
+
+
+def test_units_verify_cleanly(tmp_path):
+    """`systemd-analyze verify` in a root of its own: the distribution's units, ours, and stand-ins
+    for the programs ours run (the install test runs the real ones). Any output is a failure."""
+    analyze = tool("systemd-analyze")
+    shutil.copytree(systemd_unit_dir(), tmp_path / "usr/lib/systemd/system", symlinks=True)
+    (tmp_path / "etc/systemd/system").mkdir(parents=True)
+    for unit in UNITS:
+        shutil.copy(unit, tmp_path / "etc/systemd/system")
+        for key, values in unitfile.directives(unit).items():
+            for value in values if key.startswith("Exec") else ():
+                program = tmp_path / unitfile.command(value)[0].lstrip("/")
+                program.parent.mkdir(parents=True, exist_ok=True)
+                program.write_text("#!/bin/sh\n")
+                program.chmod(0o755)
+    result = run(analyze, "verify", "--man=no", f"--root={tmp_path}", *(u.name for u in UNITS))
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+def test_gateway_unit_contract():
+    unit = unitfile.directives(FILES / "gateway.service")
+    assert unit["ExecStart"] == [
+        "/opt/gateway/venv/bin/gunicorn -c python:gateway.gunicorn_conf gateway.app:create_app()"]
+    assert unit["ExecStartPre"] == ["/opt/gateway/venv/bin/python -m gateway check"]
+    assert unit["EnvironmentFile"] == ["/etc/gateway/gateway.env"]
+    assert "gateway-config.service" in unit["Requires"] and "gateway-config.service" in unit["After"][0]
+    assert unit["User"] == ["gateway"] and unit["Restart"] == ["on-failure"]
+    assert int(unit["TimeoutStopSec"][0]) > longest_graceful_stop()
+    for key, expected in {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes",
+                          "PrivateTmp": "yes", "StateDirectory": "gateway", "CapabilityBoundingSet": ""}.items():
+        assert unit[key] == [expected], key
+    assert unit["LimitNOFILE"]
+
+
+def longest_graceful_stop() -> float:
+    """gunicorn's graceful timeout at the longest drain the settings accept."""
+    longest_drain = CoreSettings().fields["drain_seconds"].validators[0].max
+    env = {**os.environ, "GATEWAY_DRAIN_SECONDS": str(longest_drain), "GATEWAY_PLUGINS": "health"}
+    result = run(sys.executable, "-c", "import gateway.gunicorn_conf as c; print(c.graceful_timeout)", env=env)
+    assert result.returncode == 0, result.stderr
+    return float(result.stdout)
+
+
+def test_boot_unit_runs_the_config_step():
+    unit = unitfile.directives(FILES / "gateway-config.service")
+    assert unit["Type"] == ["oneshot"] and unit["RemainAfterExit"] == ["yes"]
+    assert unit["ExecStart"][0] == "/opt/gateway/venv/bin/python /opt/gateway/boot/gateway-config.py"
