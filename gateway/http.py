@@ -19,6 +19,7 @@ from aiohttp import web
 from gateway.accesslog import AccessLog
 from gateway.lifecycle import Lifecycle
 from gateway.problems import Problem, from_http_exception, problem_response
+from gateway.routing import route_spec
 
 log = logging.getLogger("gateway.http")
 
@@ -67,7 +68,10 @@ def core_middleware(lifecycle: Lifecycle, access_log: AccessLog, max_body_bytes:
         try:
             length = request.content_length
             if length is not None and length > max_body_bytes:
-                raise Problem(413, "Content Too Large", f"Request bodies are limited to {max_body_bytes} bytes.")
+                spec = route_spec(request)
+                limit = spec.max_body if spec is not None and spec.max_body else max_body_bytes
+                if length > limit:
+                    raise Problem(413, "Content Too Large", f"Request bodies here are limited to {limit} bytes.")
             response = await handler(request)
         except Problem as problem:
             response = problem_response(problem, request_id)

@@ -53,6 +53,7 @@ class RouteSpec:
     query: type[Schema] | None = None  # validated query string, as request[QUERY]
     responses: Mapping[int, type[Schema] | str] = field(default_factory=dict)
     public: bool = False  # public routes need no credentials
+    max_body: int | None = None  # a larger body limit than GATEWAY_MAX_BODY_BYTES (streamed uploads)
     scopes: tuple[str, ...] = ()  # OAuth scopes the caller must hold
     groups: tuple[str, ...] = ()  # groups the caller must belong to (any of)
     tags: tuple[str, ...] = ()

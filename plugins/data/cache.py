@@ -1,0 +1,401 @@
+"""Cache-aside over memcached (emcache) or an in-process cache, after "Scaling Memcache at
+Facebook" (NSDI 2013).
+
+`fetch(key, load)` is the whole read protocol:
+
+- a hit is one `get` and returns the stored bytes as they are;
+- on a miss, concurrent callers in this process share one load (single flight), and across
+  processes a lease decides who loads: the loader `add`s a lease value to the key itself and
+  reads its cas token; everyone else waits briefly for the fill and re-reads the cache, going to
+  the database themselves only after LEASE_WAIT;
+- the fill is a `cas` against the lease. A write commits and then deletes the key
+  (`invalidate`), which removes the lease too, so a fill that began before the write can no
+  longer land after it: the stale-set race is closed by versioning the lease;
+- a missing row is cached too (negative caching), briefly; TTLs are jittered;
+- a value whose fill was refused (a write raced it) or that never reached the cache is given only
+  to the caller that loaded it; callers who joined the flight load again, so nobody who starts
+  reading after a write returns can see the value from before it;
+- when the cache fails or is slow, the circuit breaker opens and callers go straight to `load`:
+  answers come from the database, never an error. Deletes that could not be done are retried until
+  they succeed, so a stale value does not outlive the outage.
+
+The backends (`Memcached`, `MemoryCache`) offer the same seven operations.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import logging
+import os
+import random
+import re
+import time
+from collections import OrderedDict
+from typing import Awaitable, Callable
+
+import emcache
+
+from plugins.data.settings import memcached_nodes
+
+log = logging.getLogger("gateway.data.cache")
+
+LEASE = b"\x00lease:"  # stored values never start with NUL: callers store JSON-ish bytes
+ABSENT = b"\x00absent"
+LEASE_SECONDS = 3  # a loader that died blocks the key at most this long
+LEASE_WAIT = 1.0  # how long others wait for a loader's fill before reading the database themselves
+NEGATIVE_TTL = 15
+SAFE_PART = re.compile(r"[A-Za-z0-9._@-]{1,64}")
+
+Load = Callable[[], Awaitable[bytes | None]]
+
+
+def cache_key(*parts: str) -> bytes:
+    """A memcached-safe key: parts that are not short and plain are hashed."""
+    return b"gw1:" + ":".join(
+        part if SAFE_PART.fullmatch(part) else "~" + hashlib.blake2b(part.encode(), digest_size=16).hexdigest()
+        for part in parts
+    ).encode()
+
+
+class Unavailable(Exception):
+    """The cache could not answer (error, timeout or open breaker)."""
+
+
+class Breaker:
+    """Closed, calls go through. After `threshold` failures in a row it opens: calls fail at once
+    for `cooldown` seconds, then one call is let through as a probe and its success closes it."""
+
+    def __init__(self, threshold: int = 5, cooldown: float = 2.0) -> None:
+        self.threshold = threshold
+        self.cooldown = cooldown
+        self.failures = 0
+        self.open_until = 0.0
+
+    @property
+    def state(self) -> str:
+        return "closed" if self.failures < self.threshold else "open"
+
+    def allow(self) -> bool:
+        if self.failures < self.threshold:
+            return True
+        now = time.monotonic()
+        if now < self.open_until:
+            return False
+        self.open_until = now + self.cooldown  # this caller probes; the others keep skipping
+        return True
+
+    def success(self) -> None:
+        self.failures = 0
+
+    def failure(self) -> None:
+        self.failures += 1
+        if self.failures >= self.threshold:
+            self.open_until = time.monotonic() + self.cooldown
+
+
+class Cache:
+    """The "cache" service."""
+
+    key = staticmethod(cache_key)
+
+    def __init__(self, backend, ttl: int) -> None:
+        self.backend = backend
+        self.ttl = ttl
+        self.breaker = Breaker()
+        self.hits = self.misses = self.fills = self.lease_waits = self.errors = 0
+        self._flights: dict[bytes, asyncio.Future] = {}
+        self._undeleted: set[bytes] = set()
+        self._retrier: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        await self.backend.start()
+        self._retrier = asyncio.create_task(self._retry_deletes())
+
+    async def close(self) -> None:
+        if self._retrier is not None:
+            self._retrier.cancel()
+        await self.backend.close()
+
+    async def _op(self, operation, *args):
+        if not self.breaker.allow():
+            raise Unavailable("circuit open")
+        try:
+            result = await operation(*args)
+        except Exception as exc:
+            self.errors += 1
+            self.breaker.failure()
+            log.debug("cache operation failed", exc_info=True)
+            raise Unavailable(repr(exc)) from exc
+        self.breaker.success()
+        return result
+
+    async def mark(self, key: bytes, ttl: int) -> None:
+        """Set a short-lived marker (e.g. "this caller just wrote"); best effort."""
+        try:
+            await self._op(self.backend.set, key, b"1", ttl)
+        except Unavailable:
+            pass
+
+    async def marked(self, key: bytes) -> bool:
+        """Whether the marker is set; True when the cache cannot tell, which is the safe answer."""
+        try:
+            return await self._op(self.backend.get, key) is not None
+        except Unavailable:
+            return True
+
+    async def fetch(self, key: bytes, load: Load) -> bytes | None:
+        """The value for key from the cache, else from `load()` (None: there is no such thing)."""
+        try:
+            value = await self._op(self.backend.get, key)
+        except Unavailable:
+            return await load()
+        if value is not None and value[:1] != b"\x00":
+            self.hits += 1
+            return value
+        if value == ABSENT:
+            self.hits += 1
+            return None
+        self.misses += 1
+        flight = self._flights.get(key)
+        if flight is None:
+            flight = self._flights[key] = asyncio.ensure_future(self._miss(key, load))
+            flight.add_done_callback(lambda done: self._landed(key, done))
+            value, _ = await asyncio.shield(flight)
+            return value
+        value, shared = await asyncio.shield(flight)
+        return value if shared else await load()
+
+    def _landed(self, key: bytes, flight: asyncio.Future) -> None:
+        if self._flights.get(key) is flight:
+            del self._flights[key]
+        if not flight.cancelled():
+            flight.exception()  # retrieved here, so a failure nobody awaited any more is not logged as lost
+
+    async def _miss(self, key: bytes, load: Load) -> tuple[bytes | None, bool]:
+        """(value, whether it is current enough to share with callers who joined this flight)."""
+        deadline = time.monotonic() + LEASE_WAIT
+        waited = False
+        try:
+            while time.monotonic() < deadline:
+                token = await self._lease(key)
+                if token is not None:
+                    return await self._load_and_fill(key, load, token)
+                if not waited:
+                    self.lease_waits += 1
+                    waited = True
+                value = await self._await_fill(key, deadline)
+                if value is None:
+                    continue  # the lease is gone (its loader failed, or a write removed it): take it
+                if value.startswith(LEASE):
+                    break  # the loader is too slow: read the database ourselves
+                return (None if value == ABSENT else value), True
+        except Unavailable:
+            pass
+        return await load(), False
+
+    async def _lease(self, key: bytes) -> int | None:
+        """The cas token of a lease this caller now holds on key, or None if someone else holds it."""
+        token = LEASE + os.urandom(8)
+        if not await self._op(self.backend.add, key, token, LEASE_SECONDS):
+            return None
+        item = await self._op(self.backend.gets, key)
+        return item[1] if item is not None and item[0] == token else None
+
+    async def _await_fill(self, key: bytes, deadline: float) -> bytes | None:
+        pause = 0.002
+        while True:
+            value = await self._op(self.backend.get, key)
+            if value is None or not value.startswith(LEASE) or time.monotonic() + pause > deadline:
+                return value
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+    async def _load_and_fill(self, key: bytes, load: Load, token: int) -> tuple[bytes | None, bool]:
+        try:
+            value = await load()
+        except Exception:
+            await self._delete(key)  # waiters take over now instead of when the lease expires
+            raise
+        ttl = NEGATIVE_TTL if value is None else max(1, round(self.ttl * random.uniform(0.9, 1.1)))
+        try:
+            filled = await self._op(self.backend.cas, key, ABSENT if value is None else value, token, ttl)
+        except Unavailable:
+            filled = False
+        self.fills += filled
+        return value, filled
+
+    async def invalidate(self, *keys: bytes) -> None:
+        """After a write has committed: delete the keys (never set them)."""
+        await asyncio.gather(*(self._delete(key) for key in keys))
+
+    async def _delete(self, key: bytes) -> None:
+        try:
+            await self._op(self.backend.delete, key)
+        except Unavailable:
+            self._undeleted.add(key)
+
+    async def _retry_deletes(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            for key in list(self._undeleted):
+                try:
+                    await self._op(self.backend.delete, key)
+                except Unavailable:
+                    break
+                self._undeleted.discard(key)
+
+    def counters(self) -> dict:
+        return {"hits": self.hits, "misses": self.misses, "fills": self.fills, "lease_waits": self.lease_waits,
+                "errors": self.errors, "breaker": self.breaker.state, "pending_deletes": len(self._undeleted)}
+
+    async def probe(self) -> dict:
+        """Readiness: every node answers; shows the counters. A failure here only degrades."""
+        try:
+            details = await self.backend.probe()
+        except Exception as exc:
+            raise Unavailable(f"{exc}; {self.counters()}") from None
+        self.breaker.success()
+        return {**details, **self.counters()}
+
+
+class Memcached:
+    """emcache with autobatching (concurrent gets become one multi-get per node), a timeout on every
+    operation, several nodes by rendezvous hashing, and ElastiCache auto discovery."""
+
+    def __init__(self, url: str, timeout: float, max_connections: int) -> None:
+        self.discovery = url.startswith("memcached+discovery:")
+        self.nodes = [emcache.MemcachedHostAddress(host, port) for host, port in memcached_nodes(url)]
+        self.timeout = timeout
+        self.max_connections = max_connections
+        self.client: emcache.Client | None = None
+        self._discovered = not self.discovery
+
+    async def start(self) -> None:
+        self.client = await emcache.create_client(
+            self.nodes, timeout=self.timeout, connection_timeout=1.0, max_connections=self.max_connections,
+            autobatching=True, purge_unhealthy_nodes=True, autodiscovery=self.discovery, autodiscovery_timeout=1.0,
+        )
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+
+    @property
+    def _client(self) -> emcache.Client:
+        # Until auto discovery has found nodes, emcache's batches fail inside the event loop and their
+        # callers wait forever: fail them here instead.
+        if not self._discovered:
+            if not self.client.cluster_managment().nodes():
+                raise ConnectionError("no memcached nodes discovered yet")
+            self._discovered = True
+        return self.client
+
+    async def get(self, key: bytes) -> bytes | None:
+        item = await self._client.get(key)
+        return item.value if item is not None else None
+
+    async def gets(self, key: bytes) -> tuple[bytes, int] | None:
+        item = await self._client.gets(key)
+        return (item.value, item.cas) if item is not None else None
+
+    async def add(self, key: bytes, value: bytes, ttl: int) -> bool:
+        try:
+            await self._client.add(key, value, exptime=ttl)
+            return True
+        except emcache.NotStoredStorageCommandError:
+            return False
+
+    async def cas(self, key: bytes, value: bytes, token: int, ttl: int) -> bool:
+        try:
+            await self._client.cas(key, value, token, exptime=ttl)
+            return True
+        except emcache.StorageCommandError:  # EXISTS (someone else's lease) or NOT_FOUND (deleted)
+            return False
+
+    async def set(self, key: bytes, value: bytes, ttl: int) -> None:
+        await self._client.set(key, value, exptime=ttl)
+
+    async def delete(self, key: bytes) -> None:
+        try:
+            await self._client.delete(key)
+        except emcache.NotFoundCommandError:
+            pass
+
+    async def probe(self) -> dict:
+        nodes = self._client.cluster_managment().nodes()
+        answers = await asyncio.gather(*(self._client.version(node) for node in nodes), return_exceptions=True)
+        down = [f"{n.address}:{n.port}" for n, answer in zip(nodes, answers) if isinstance(answer, BaseException)]
+        if down or not nodes:
+            raise ConnectionError(f"memcached unreachable: {', '.join(down) or 'no nodes discovered'}")
+        return {"backend": "memcached", "nodes": len(nodes)}
+
+
+class MemoryCache:
+    """In-process, TTL and size bounded (least recently used goes first). Per process: with several
+    workers each has its own, so writes in one do not invalidate the others; use memcached there."""
+
+    def __init__(self, max_items: int) -> None:
+        self.max_items = max_items
+        self._items: OrderedDict[bytes, tuple[bytes, float, int]] = OrderedDict()
+        self._cas = itertools.count(1)
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        self._items.clear()
+
+    def _live(self, key: bytes) -> tuple[bytes, float, int] | None:
+        entry = self._items.get(key)
+        if entry is not None and entry[1] <= time.monotonic():
+            del self._items[key]
+            return None
+        return entry
+
+    def _store(self, key: bytes, value: bytes, ttl: int) -> None:
+        self._items[key] = (value, time.monotonic() + ttl, next(self._cas))
+        self._items.move_to_end(key)
+        while len(self._items) > self.max_items:
+            self._items.popitem(last=False)
+
+    async def get(self, key: bytes) -> bytes | None:
+        entry = self._live(key)
+        if entry is None:
+            return None
+        self._items.move_to_end(key)
+        return entry[0]
+
+    async def gets(self, key: bytes) -> tuple[bytes, int] | None:
+        entry = self._live(key)
+        return (entry[0], entry[2]) if entry is not None else None
+
+    async def add(self, key: bytes, value: bytes, ttl: int) -> bool:
+        if self._live(key) is not None:
+            return False
+        self._store(key, value, ttl)
+        return True
+
+    async def cas(self, key: bytes, value: bytes, token: int, ttl: int) -> bool:
+        entry = self._live(key)
+        if entry is None or entry[2] != token:
+            return False
+        self._store(key, value, ttl)
+        return True
+
+    async def set(self, key: bytes, value: bytes, ttl: int) -> None:
+        self._store(key, value, ttl)
+
+    async def delete(self, key: bytes) -> None:
+        self._items.pop(key, None)
+
+    async def probe(self) -> dict:
+        return {"backend": "memory", "items": len(self._items)}
+
+
+def open_cache(settings) -> Cache:
+    if settings.cache_url.startswith("memory:"):
+        backend = MemoryCache(settings.cache_memory_items)
+    else:
+        backend = Memcached(settings.cache_url, settings.cache_timeout, settings.cache_max_connections)
+    return Cache(backend, settings.cache_ttl)

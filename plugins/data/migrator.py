@@ -1,0 +1,105 @@
+"""Versioned SQL per plugin, applied in order and recorded in `gateway_migrations`.
+
+A plugin registers a directory of migration files (usually in its `setup`):
+
+    database.migrations.add("media", Path(__file__).parent / "migrations")
+
+Files are named `NNNN_description.sql` for SQL both engines accept, or
+`NNNN_description.mysql.sql` and `NNNN_description.sqlite.sql` when they differ. Versions are
+ordered per plugin and never edited once released. Statements end with `;` at the end of a line.
+MySQL commits each DDL statement on its own, so a migration that fails halfway is not recorded
+and must be safe to run again (`CREATE TABLE IF NOT EXISTS`, one change per file).
+
+`apply` holds an exclusive lock across every process sharing the database (MySQL `GET_LOCK`,
+SQLite's write lock) while it reads what was applied and applies the rest, so several instances
+starting at once apply each migration exactly once.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+FILE = re.compile(r"(?P<version>\d+)_(?P<name>[A-Za-z0-9_]+)(?:\.(?P<dialect>mysql|sqlite))?\.sql")
+STATEMENT_END = re.compile(r";[ \t]*(?:\r?\n|$)")
+LOCK = "gateway.migrations"
+TABLE = """CREATE TABLE IF NOT EXISTS gateway_migrations (
+    plugin VARCHAR(64) NOT NULL,
+    version INTEGER NOT NULL,
+    name VARCHAR(255) NOT NULL,
+    applied_at VARCHAR(32) NOT NULL,
+    PRIMARY KEY (plugin, version)
+)"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    plugin: str
+    version: int
+    name: str
+    path: Path
+
+    def statements(self) -> list[str]:
+        chunks = STATEMENT_END.split(self.path.read_text(encoding="utf-8"))
+        return [chunk.strip() for chunk in chunks if strip_comments(chunk).strip()]
+
+
+def strip_comments(sql: str) -> str:
+    return "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+
+
+class Migrations:
+    """The registry every plugin adds its migration directory to."""
+
+    def __init__(self) -> None:
+        self._directories: dict[str, Path] = {}
+
+    def add(self, plugin: str, directory: Path | str) -> None:
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise ValueError(f"migrations of {plugin!r}: {directory} is not a directory")
+        self._directories[plugin] = directory
+
+    def for_dialect(self, dialect: str) -> list[Migration]:
+        """Every registered migration for this engine, in plugin registration then version order."""
+        found = []
+        for plugin, directory in self._directories.items():
+            versions: dict[int, Migration] = {}
+            for path in sorted(directory.glob("*.sql")):
+                match = FILE.fullmatch(path.name)
+                if match is None:
+                    raise ValueError(f"{path}: not named NNNN_description[.mysql|.sqlite].sql")
+                if match["dialect"] not in (None, dialect):
+                    continue
+                version = int(match["version"])
+                if version in versions:
+                    raise ValueError(f"{path}: version {version} of {plugin!r} is also {versions[version].path.name}")
+                versions[version] = Migration(plugin, version, match["name"], path)
+            found.extend(versions[v] for v in sorted(versions))
+        return found
+
+    async def apply(self, database) -> list[Migration]:
+        """Apply what is pending; returns what this call applied."""
+        migrations = self.for_dialect(database.dialect)
+        applied = []
+        async with database.locked(LOCK) as session:
+            await session.execute(TABLE)
+            done = {(row["plugin"], row["version"])
+                    for row in await session.fetch_all("SELECT plugin, version FROM gateway_migrations")}
+            for migration in migrations:
+                if (migration.plugin, migration.version) in done:
+                    continue
+                for statement in migration.statements():
+                    await session.execute(statement)
+                await session.execute(
+                    "INSERT INTO gateway_migrations (plugin, version, name, applied_at) VALUES (?, ?, ?, ?)",
+                    (migration.plugin, migration.version, migration.name, now()),
+                )
+                applied.append(migration)
+        return applied
+
+
+def now() -> str:
+    """UTC, millisecond precision, fixed width: sorts as text the way it sorts as time."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

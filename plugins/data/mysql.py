@@ -1,0 +1,188 @@
+"""MySQL (RDS in production, MariaDB in tests) through aiomysql pools.
+
+Every statement runs under a timeout. A connection that saw a timeout, a lost link (2006/2013) or
+a read-only error (an RDS failover has just moved the writer: 1290/1792/1836) is closed instead of
+going back to the pool, and for the server-side cases the idle connections are dropped too: they
+point at the same dead or demoted server. Connections autocommit, so a pooled connection never
+keeps an old snapshot; `transaction()` opens an explicit one.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from typing import AsyncIterator
+
+import aiomysql
+import pymysql
+
+from plugins.data.database import DatabaseUnavailable, Params
+from plugins.data.migrator import Migrations
+from plugins.data.settings import mysql_params
+
+LOST = {1927, 2003, 2006, 2013, 2055}  # 1927: this connection was killed
+READ_ONLY = {1290, 1792, 1836}
+MIGRATION_TIMEOUT = 900.0  # DDL on a large table takes long, but not forever
+LOCK_WAIT_SECONDS = 120
+
+
+def error_code(exc: BaseException) -> int | None:
+    if isinstance(exc, pymysql.err.MySQLError) and exc.args and isinstance(exc.args[0], int):
+        return exc.args[0]
+    return None
+
+
+def is_broken(exc: BaseException) -> bool:
+    """After this the connection's state is unknown (mid-statement) or it is useless."""
+    return (isinstance(exc, (TimeoutError, asyncio.CancelledError, pymysql.err.InterfaceError, OSError))
+            or error_code(exc) in LOST | READ_ONLY)
+
+
+@functools.lru_cache(maxsize=2048)
+def paramstyle(sql: str) -> str:
+    """The shared `?` placeholders as pymysql's `%s` (literal `%` doubled)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class Session:
+    """Statements on one connection, each under the timeout."""
+
+    def __init__(self, connection: aiomysql.Connection, timeout: float) -> None:
+        self.connection = connection
+        self.timeout = timeout
+
+    async def _run(self, sql: str, params: Params, fetch: str):
+        async with asyncio.timeout(self.timeout):
+            async with self.connection.cursor(aiomysql.DictCursor) as cursor:
+                # without parameters the SQL goes as written (pymysql would %-format it otherwise)
+                await cursor.execute(paramstyle(sql), tuple(params)) if params else await cursor.execute(sql)
+                if fetch == "one":
+                    return await cursor.fetchone()
+                if fetch == "all":
+                    return list(await cursor.fetchall())
+                return cursor.rowcount
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        return await self._run(sql, params, "count")
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> dict | None:
+        return await self._run(sql, params, "one")
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[dict]:
+        return await self._run(sql, params, "all")
+
+
+class MySQLDatabase:
+    dialect = "mysql"
+    for_update = " FOR UPDATE"
+
+    def __init__(self, settings, migrations: Migrations) -> None:
+        self.settings = settings
+        self.migrations = migrations
+        self._writer: aiomysql.Pool | None = None
+        self._reader: aiomysql.Pool | None = None
+        self.replica = settings.database_read_url is not None
+
+    async def start(self) -> None:
+        # minsize 0: the process starts (and reports not ready) while the database is down
+        self._writer = await self._pool(self.settings.database_url)
+        self._reader = await self._pool(self.settings.database_read_url) if self.settings.database_read_url \
+            else self._writer
+
+    async def _pool(self, url: str) -> aiomysql.Pool:
+        recycle = self.settings.pool_recycle
+        return await aiomysql.create_pool(
+            minsize=0, maxsize=self.settings.pool_max, pool_recycle=recycle,
+            connect_timeout=self.settings.connect_timeout, autocommit=True, charset="utf8mb4",
+            init_command=f"SET SESSION wait_timeout = {recycle + 60}", **mysql_params(url),
+        )
+
+    async def close(self) -> None:
+        for pool in {self._writer, self._reader} - {None}:
+            pool.close()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.query_timeout):
+                    await pool.wait_closed()
+
+    @contextlib.asynccontextmanager
+    async def _connection(self, pool: aiomysql.Pool) -> AsyncIterator[aiomysql.Connection]:
+        try:
+            async with asyncio.timeout(self.settings.connect_timeout):
+                connection = await pool.acquire()
+        except Exception as exc:
+            if is_broken(exc) or isinstance(exc, pymysql.err.OperationalError):
+                raise DatabaseUnavailable(f"no connection: {exc!r}") from exc
+            raise
+        try:
+            yield connection
+        except BaseException as exc:
+            if is_broken(exc):
+                connection.close()
+                if error_code(exc) in LOST | READ_ONLY:
+                    await self._discard_idle(pool)
+                if isinstance(exc, Exception):
+                    raise DatabaseUnavailable(repr(exc)) from exc
+            raise
+        finally:
+            pool.release(connection)
+
+    async def _discard_idle(self, pool: aiomysql.Pool) -> None:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1.0):
+                await pool.clear()
+
+    async def _read(self, sql: str, params: Params, stale_ok: bool, fetch: str):
+        pool = self._reader if stale_ok else self._writer
+        for attempt in (1, 2):
+            try:
+                async with self._connection(pool) as connection:
+                    return await Session(connection, self.settings.query_timeout)._run(sql, params, fetch)
+            except DatabaseUnavailable:
+                if attempt == 2:
+                    raise  # a read is idempotent: it gets one more try on a fresh connection
+
+    async def fetch_one(self, sql: str, params: Params = (), *, stale_ok: bool = False) -> dict | None:
+        return await self._read(sql, params, stale_ok, "one")
+
+    async def fetch_all(self, sql: str, params: Params = (), *, stale_ok: bool = False) -> list[dict]:
+        return await self._read(sql, params, stale_ok, "all")
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Session]:
+        timeout = self.settings.query_timeout
+        async with self._connection(self._writer) as connection:
+            async with asyncio.timeout(timeout):
+                await connection.begin()
+            try:
+                yield Session(connection, timeout)
+                async with asyncio.timeout(timeout):
+                    await connection.commit()
+            except BaseException:
+                if not connection.closed:
+                    try:
+                        async with asyncio.timeout(timeout):
+                            await connection.rollback()
+                    except Exception:
+                        connection.close()
+                raise
+
+    @contextlib.asynccontextmanager
+    async def locked(self, name: str) -> AsyncIterator[Session]:
+        """GET_LOCK is held by this connection's session: a second migrator waits here."""
+        async with self._connection(self._writer) as connection:
+            session = Session(connection, MIGRATION_TIMEOUT)
+            row = await session.fetch_one("SELECT GET_LOCK(?, ?) AS got", (name, LOCK_WAIT_SECONDS))
+            if row["got"] != 1:
+                raise DatabaseUnavailable(f"lock {name!r} still held after {LOCK_WAIT_SECONDS}s")
+            await session.execute("SET SESSION sql_notes = 0")  # "already exists" notes of IF NOT EXISTS
+            try:
+                yield session
+            finally:
+                with contextlib.suppress(Exception):
+                    await session.execute("SET SESSION sql_notes = 1")
+                    await session.execute("SELECT RELEASE_LOCK(?)", (name,))
+
+    async def ping(self) -> dict:
+        for pool in {self._writer, self._reader}:
+            await self.fetch_one("SELECT 1 AS ok", stale_ok=pool is self._reader)
+        return {"dialect": self.dialect, "replica": self.replica}

@@ -1,0 +1,182 @@
+"""The embedded store: objects under `${GATEWAY_DATA_DIR}/media`, served by the gateway itself.
+
+It behaves like the S3 bucket behind CloudFront so that a phone's code is the same for both:
+`POST /local-media` takes the presigned form (fields first, the file last) and `GET
+/local-media/{key}` serves objects: `avatars/` to anyone (like the CDN's public path), everything
+else only with an unexpired HMAC signature. Unlike moto it enforces the whole policy: the
+signature, the expiry, the exact key, the content type and the size range. Keys must match
+`backends.KEY` (no dots but the extension's, no empty segments), so no key reaches outside the
+directory; a refused upload writes nothing. It is a development store: files are written from the
+event loop, and bodies are limited by GATEWAY_MAX_BODY_BYTES like any other.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+from aiohttp import BodyPartReader, web
+
+from gateway.problems import Problem
+from plugins.media.backends import KEY, PREFIXES, Head
+
+BASE = "/local-media"
+PUBLIC_PREFIX = PREFIXES["avatar"] + "/"
+MAX_FIELD_BYTES = 4096
+MAX_FIELDS = 16
+
+
+def denied(detail: str) -> Problem:
+    return Problem(403, "Forbidden", detail)
+
+
+def load_or_create_secret(path: Path) -> bytes:
+    """The HMAC key, created on first start; workers racing to create it all end up with the one
+    that was linked into place first."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".secret-")  # 0600
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(secrets.token_bytes(32))
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(temporary)
+    return path.read_bytes()
+
+
+async def field_value(part: BodyPartReader) -> str:
+    value = bytearray()
+    while chunk := await part.read_chunk(MAX_FIELD_BYTES):
+        value += chunk
+        if len(value) > MAX_FIELD_BYTES:
+            raise Problem(400, "Bad Request", f"The form field {part.name!r} is too long.")
+    return value.decode(errors="replace")
+
+
+class LocalStore:
+    def __init__(self, root: str) -> None:
+        self.root = Path(root)
+        self._secret = b""
+
+    async def context(self, app):
+        self._secret = await asyncio.to_thread(load_or_create_secret, self.root / ".secret")
+        yield
+
+    def _sign(self, message: str) -> str:
+        return hmac.new(self._secret, message.encode(), hashlib.sha256).hexdigest()
+
+    def _signed(self, message: str, signature: str) -> bool:
+        return hmac.compare_digest(self._sign(message).encode(), signature.encode())
+
+    def _path(self, key: str) -> Path:
+        if not KEY.fullmatch(key):
+            raise denied("No such key.")
+        return self.root / key
+
+    # The store's operations (see plugins.media.backends).
+
+    async def presign_upload(self, key: str, content_type: str, max_size: int, expires: int) -> tuple[str, dict]:
+        fields = {"key": key, "Content-Type": content_type}
+        policy = {"expiration": expires, "fields": fields, "content-length-range": [1, max_size]}
+        encoded = base64.b64encode(json.dumps(policy).encode()).decode()
+        return BASE, {**fields, "policy": encoded, "signature": self._sign(encoded)}
+
+    async def head(self, key: str) -> Head | None:
+        path = self._path(key)
+        try:
+            meta = json.loads(await asyncio.to_thread(Path(f"{path}.meta").read_text))
+            return Head(path.stat().st_size, meta["content_type"])
+        except FileNotFoundError:
+            return None
+
+    async def finish(self, key: str) -> None:
+        pass
+
+    async def download_url(self, key: str, expires: int) -> str:
+        return f"{BASE}/{key}?" + urlencode({"expires": expires, "signature": self._sign(f"GET\n{key}\n{expires}")})
+
+    async def public_url(self, key: str) -> str:
+        return f"{BASE}/{key}"
+
+    async def delete(self, key: str) -> None:
+        path = self._path(key)
+        for file in (path, Path(f"{path}.meta")):
+            file.unlink(missing_ok=True)
+
+    async def probe(self) -> dict:
+        def writable() -> None:
+            with tempfile.TemporaryFile(dir=self.root):
+                pass
+
+        await asyncio.to_thread(writable)
+        return {"backend": "local", "directory": str(self.root)}
+
+    # The two routes that stand in for S3 and CloudFront.
+
+    async def receive(self, request: web.Request) -> web.Response:
+        """POST /local-media: the presigned form, verified before a byte of the file is stored."""
+        reader = await request.multipart()
+        form: dict[str, str] = {}
+        while (part := await reader.next()) is not None and part.name != "file":
+            if len(form) == MAX_FIELDS:
+                raise Problem(400, "Bad Request", "Too many form fields.")
+            form[part.name] = await field_value(part)
+        if part is None:
+            raise Problem(400, "Bad Request", "The form has no file (send it last, as the field `file`).")
+        key, content_type, min_size, max_size = self._allowed(form)
+        path = self._path(key)
+        fd, temporary = tempfile.mkstemp(dir=self.root, prefix=".upload-")
+        try:
+            size = 0
+            with os.fdopen(fd, "wb") as file:
+                while chunk := await part.read_chunk(65536):
+                    size += len(chunk)
+                    if size > max_size:
+                        raise Problem(400, "Bad Request", f"The file is larger than the policy's {max_size} bytes.")
+                    file.write(chunk)
+            if size < min_size:
+                raise Problem(400, "Bad Request", f"The file is smaller than the policy's {min_size} bytes.")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Path(f"{path}.meta").write_text(json.dumps({"content_type": content_type}))
+            os.replace(temporary, path)
+        finally:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+        return web.Response(status=204)
+
+    def _allowed(self, form: dict[str, str]) -> tuple[str, str, int, int]:
+        """What the signed policy lets this form store: (key, content type, min size, max size)."""
+        encoded = form.pop("policy", "")
+        if not self._signed(encoded, form.pop("signature", "")):
+            raise denied("The policy's signature does not match.")
+        policy = json.loads(base64.b64decode(encoded))
+        if time.time() >= policy["expiration"]:
+            raise denied("The policy has expired.")
+        if form != policy["fields"]:
+            raise denied("The form's fields are not the ones the policy names.")
+        return form["key"], form["Content-Type"], *policy["content-length-range"]
+
+    async def serve(self, request: web.Request) -> web.StreamResponse:
+        """GET /local-media/{key}: avatars for anyone, other objects with a valid signature."""
+        key = "{prefix}/{owner}/{name}".format_map(request.match_info)
+        if not key.startswith(PUBLIC_PREFIX):
+            expires, signature = request.query.get("expires", ""), request.query.get("signature", "")
+            if not self._signed(f"GET\n{key}\n{expires}", signature):
+                raise denied("The URL's signature does not match.")
+            if not expires.isdigit() or time.time() >= int(expires):
+                raise denied("The URL has expired.")
+        head = await self.head(key)
+        if head is None:
+            raise Problem(404, "Not Found", "There is no such object.")
+        return web.FileResponse(self._path(key), headers={"Content-Type": head.content_type})

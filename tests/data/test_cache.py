@@ -1,0 +1,184 @@
+"""The cache on its own, over the in-process backend and real memcached: hits, misses, negative
+entries, one load for a stampede across two caches, invalidation, and the circuit breaker."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from plugins.data.cache import Cache, Memcached, MemoryCache, cache_key
+from tests.data.conftest import eventually
+from tests import servers
+from tests.servers import free_port
+
+
+class Loader:
+    """A load function that counts its calls and can be held until released."""
+
+    def __init__(self, value: bytes | None) -> None:
+        self.value = value
+        self.calls = 0
+        self.release = asyncio.Event()
+        self.release.set()
+
+    async def __call__(self) -> bytes | None:
+        self.calls += 1
+        await self.release.wait()
+        return self.value
+
+
+@pytest.fixture(params=["memory", "memcached"])
+async def caches(request, memcached_server):
+    """Two caches over one store, like two instances sharing memcached."""
+    if request.param == "memory":
+        shared = MemoryCache(1000)
+        pair = [Cache(shared, ttl=60), Cache(shared, ttl=60)]
+    else:
+        url = f"memcached://{memcached_server.address}"
+        pair = [Cache(Memcached(url, timeout=0.5, max_connections=2), ttl=60) for _ in range(2)]
+    for cache in pair:
+        await cache.start()
+    yield pair
+    for cache in pair:
+        await cache.close()
+
+
+@pytest.fixture
+def key(request):
+    return cache_key("test", request.node.name)
+
+
+async def test_a_miss_loads_and_fills_then_hits_do_not_load(caches, key):
+    cache, _ = caches
+    load = Loader(b'"1"\n{"a":1}')
+    assert await cache.fetch(key, load) == load.value
+    assert await cache.fetch(key, load) == load.value
+    assert load.calls == 1 and (cache.misses, cache.fills, cache.hits) == (1, 1, 1)
+
+
+async def test_missing_things_are_cached_too(caches, key):
+    cache, _ = caches
+    load = Loader(None)
+    assert await cache.fetch(key, load) is None
+    assert await cache.fetch(key, load) is None
+    assert load.calls == 1
+
+
+async def test_a_stampede_on_two_caches_loads_once(caches, key):
+    load = Loader(b"value")
+    load.release.clear()
+    stampede = [asyncio.create_task(cache.fetch(key, load)) for _ in range(50) for cache in caches]
+    await eventually(lambda: load.calls, what="a load started")
+    load.release.set()
+    assert set(await asyncio.gather(*stampede)) == {b"value"}
+    assert load.calls == 1
+    assert sum(cache.lease_waits for cache in caches) == 1  # the other cache's single flight waited
+
+
+async def test_invalidation_makes_the_next_fetch_load_again(caches, key):
+    first, second = caches
+    await first.fetch(key, Loader(b"old"))
+    await second.invalidate(key)
+    assert await first.fetch(key, Loader(b"new")) == b"new"
+
+
+async def test_a_fill_racing_an_invalidation_is_refused(caches, key):
+    cache, other = caches
+    load = Loader(b"read before the write")
+    load.release.clear()
+    reading = asyncio.create_task(cache.fetch(key, load))
+    await eventually(lambda: load.calls, what="a load started")
+    await other.invalidate(key)  # the write committed, then invalidated
+    load.release.set()
+    assert await reading == b"read before the write"
+    assert cache.fills == 0
+    assert await cache.fetch(key, Loader(b"after the write")) == b"after the write"
+
+
+async def test_an_unreachable_memcached_opens_the_breaker_and_costs_nothing_after():
+    cache = Cache(Memcached(f"memcached://127.0.0.1:{free_port()}", timeout=0.05, max_connections=1), ttl=60)
+    await cache.start()
+    try:
+        load = Loader(b"from the database")
+        for _ in range(cache.breaker.threshold):
+            assert await cache.fetch(b"k", load) == b"from the database"
+        assert cache.breaker.state == "open"
+        errors, started = cache.errors, time.monotonic()
+        for _ in range(100):
+            assert await cache.fetch(b"k", load) == b"from the database"
+        assert cache.errors == errors and time.monotonic() - started < 0.1
+        await cache.invalidate(b"k")
+        assert cache.counters()["pending_deletes"] == 1  # retried once memcached answers again
+        with pytest.raises(Exception, match="unreachable"):
+            await cache.probe()
+    finally:
+        await cache.close()
+
+
+async def test_the_memory_cache_is_bounded():
+    cache = Cache(MemoryCache(max_items=10), ttl=60)
+    for i in range(50):
+        await cache.fetch(cache_key("k", str(i)), Loader(b"v"))
+    assert (await cache.probe())["items"] == 10
+
+
+def test_keys_are_safe_for_memcached():
+    key = cache_key("profile", "default", "a user with spaces\nand a newline" * 20)
+    assert len(key) < 250 and all(33 <= byte < 127 for byte in key)
+    assert cache_key("profile", "default", "plain-sub") == b"gw1:profile:default:plain-sub"
+
+
+@pytest.fixture
+def second_memcached():
+    server = servers.memcached().start()
+    yield server
+    server.stop()
+
+
+async def test_keys_spread_over_several_nodes_and_a_dead_node_shows_in_the_probe(memcached_server, second_memcached):
+    nodes = [memcached_server, second_memcached]
+    cache = Cache(Memcached(f"memcached://{','.join(n.address for n in nodes)}", timeout=0.5, max_connections=2), 60)
+    await cache.start()
+    try:
+        keys = [cache_key("spread", str(i)) for i in range(40)]
+        for key in keys:
+            await cache.fetch(key, Loader(b"v"))
+        assert (await cache.probe())["nodes"] == 2
+        per_node = []
+        for node in nodes:
+            alone = Memcached(f"memcached://{node.address}", timeout=0.5, max_connections=1)
+            await alone.start()
+            per_node.append(sum([await alone.get(key) is not None for key in keys]))
+            await alone.close()
+        assert sum(per_node) == 40 and min(per_node) > 0
+        second_memcached.stop()
+        with pytest.raises(Exception, match=second_memcached.address):
+            await asyncio.wait_for(cache.probe(), 2)  # as readiness runs it
+    finally:
+        await cache.close()
+
+
+async def test_auto_discovery_finds_the_nodes_from_the_configuration_endpoint(memcached_server):
+    host, port = memcached_server.address.split(":")
+
+    async def configuration_endpoint(reader, writer):
+        # ElastiCache's answer to `config get cluster`: a version, then host|ip|port of each node
+        while (await reader.readline()).startswith(b"config get cluster"):
+            nodes = f"1\n{host}|{host}|{port}\n".encode()
+            writer.write(b"CONFIG cluster 0 %d\r\n%s\r\nEND\r\n" % (len(nodes), nodes))
+            await writer.drain()
+        writer.close()
+
+    endpoint = await asyncio.start_server(configuration_endpoint, "127.0.0.1", 0)
+    address = "127.0.0.1:%d" % endpoint.sockets[0].getsockname()[1]
+    cache = Cache(Memcached(f"memcached+discovery://{address}", timeout=0.5, max_connections=1), 60)
+    try:
+        await cache.start()
+        assert (await cache.probe())["nodes"] == 1
+        key = cache_key("discovered", str(time.time()))
+        assert await cache.fetch(key, Loader(b"v")) == b"v" and cache.fills == 1
+        assert await cache.fetch(key, Loader(b"other")) == b"v"
+    finally:
+        await cache.close()
+        endpoint.close()

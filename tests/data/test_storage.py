@@ -1,0 +1,125 @@
+"""The database interface on MariaDB and SQLite alike, and what the MySQL pool does when a query
+times out or its connection dies mid-statement."""
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+
+from gateway.settings import load
+from plugins.data.database import DatabaseUnavailable, open_database
+from plugins.data.settings import DataSettings
+from tests.data.conftest import eventually
+
+
+async def opened(url: str, **env):
+    database = open_database(load(DataSettings, {"GATEWAY_ENV": "test", "DATABASE_URL": url, **env}))
+    await database.start()
+    return database
+
+
+@pytest.fixture(params=["mysql", "sqlite"])
+async def database(request, mysql_database, tmp_path):
+    url = mysql_database if request.param == "mysql" else f"sqlite:///{tmp_path}/data.db"
+    database = await opened(url, DATABASE_QUERY_TIMEOUT_SECONDS="2")
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+async def table(database):
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    async with database.transaction() as tx:
+        await tx.execute(f"CREATE TABLE {name} (id VARCHAR(64) NOT NULL PRIMARY KEY, body VARCHAR(255) NOT NULL)")
+    yield name
+    async with database.transaction() as tx:
+        await tx.execute(f"DROP TABLE {name}")
+
+
+async def test_the_same_parameterised_sql_runs_on_both_engines(database, table):
+    awkward = ["100% sure", "what?", "'); DROP TABLE users; --", "%s %(x)s", "ünïcødé ✓"]
+    async with database.transaction() as tx:
+        for i, body in enumerate(awkward):
+            assert await tx.execute(f"INSERT INTO {table} (id, body) VALUES (?, ?)", (f"k{i}", body)) == 1
+    rows = await database.fetch_all(f"SELECT id, body FROM {table} WHERE body <> ? ORDER BY id", ("nothing",))
+    assert [row["body"] for row in rows] == awkward
+    assert await database.fetch_one(f"SELECT body FROM {table} WHERE id = ?", ("k1",)) == {"body": "what?"}
+    assert await database.fetch_one(f"SELECT body FROM {table} WHERE id = ?", ("absent",)) is None
+
+
+async def test_a_transaction_that_fails_leaves_nothing_behind(database, table):
+    with pytest.raises(RuntimeError):
+        async with database.transaction() as tx:
+            await tx.execute(f"INSERT INTO {table} (id, body) VALUES (?, ?)", ("k", "v"))
+            raise RuntimeError("changed my mind")
+    assert await database.fetch_all(f"SELECT * FROM {table}") == []
+    async with database.transaction() as tx:  # and the connection is usable again
+        await tx.execute(f"INSERT INTO {table} (id, body) VALUES (?, ?)", ("k", "v"))
+    assert await database.fetch_one(f"SELECT body FROM {table} WHERE id = ?", ("k",)) == {"body": "v"}
+
+
+async def test_a_slow_query_times_out_and_its_connection_is_not_reused(mysql_database):
+    database = await opened(mysql_database, DATABASE_QUERY_TIMEOUT_SECONDS="0.3")
+    try:
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailable):
+            await database.fetch_one("SELECT SLEEP(5)")
+        assert time.monotonic() - started < 2  # the timeout, and the read's one retry
+        assert (await database.fetch_one("SELECT 1 AS one")) == {"one": 1}
+    finally:
+        await database.close()
+
+
+async def test_a_read_whose_connection_is_killed_is_retried_on_a_new_one(database, admin):
+    if database.dialect != "mysql":
+        pytest.skip("connections are MySQL's")
+    marker = f"m{uuid.uuid4().hex}"
+    read = asyncio.create_task(database.fetch_one(f"SELECT SLEEP(0.5) AS {marker}, CONNECTION_ID() AS id"))
+    victim = await eventually(lambda: running(admin, marker), what="the read running on the server")
+    with admin.cursor() as cursor:
+        cursor.execute(f"KILL {victim}")
+    row = await read
+    assert row["id"] != victim
+
+
+async def test_a_write_whose_connection_is_killed_is_not_retried_and_not_committed(database, table, admin):
+    if database.dialect != "mysql":
+        pytest.skip("connections are MySQL's")
+
+    marker = f"m{uuid.uuid4().hex}"
+
+    async def write():
+        async with database.transaction() as tx:
+            await tx.execute(f"INSERT INTO {table} (id, body) VALUES (?, ?)", ("k", "v"))
+            await tx.execute(f"SELECT SLEEP(1) AS {marker}")
+
+    task = asyncio.create_task(write())
+    victim = await eventually(lambda: running(admin, marker), what="the write running on the server")
+    with admin.cursor() as cursor:
+        cursor.execute(f"KILL {victim}")
+    with pytest.raises(DatabaseUnavailable):
+        await task
+    assert await database.fetch_all(f"SELECT * FROM {table}") == []
+
+
+async def test_an_unreachable_database_is_unavailable_not_an_error():
+    from tests.servers import free_port
+
+    database = await opened(f"mysql://root@127.0.0.1:{free_port()}/nothing", DATABASE_CONNECT_TIMEOUT_SECONDS="0.5")
+    try:
+        with pytest.raises(DatabaseUnavailable) as caught:
+            await database.fetch_one("SELECT 1")
+        assert caught.value.status == 503
+    finally:
+        await database.close()
+
+
+def running(admin, marker: str) -> int | None:
+    """The id of the connection running the statement that names `marker`."""
+    with admin.cursor() as cursor:
+        cursor.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE %s AND ID <> CONNECTION_ID()",
+                       (f"SELECT SLEEP(%{marker}%",))
+        row = cursor.fetchone()
+    return row["ID"] if row else None

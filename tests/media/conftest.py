@@ -1,0 +1,59 @@
+"""Media fixtures: apps on the embedded SQLite with the local store or with the moto server's S3,
+callers with tokens from the local issuer, and a bucket per test."""
+from __future__ import annotations
+
+import uuid
+
+import boto3
+import pytest
+
+from gateway.app import build
+from plugins.auth.issuer import LocalIssuer
+from tests.media.helpers import App
+
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def media_env(base_env) -> dict:
+    return {**base_env, "GATEWAY_PLUGINS": "health,auth,data,media"}
+
+
+@pytest.fixture
+def s3(moto_endpoint):
+    return boto3.client("s3", region_name=REGION, endpoint_url=moto_endpoint)
+
+
+@pytest.fixture
+def bucket(s3) -> str:
+    name = f"media-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def s3_env(media_env, moto_endpoint, bucket) -> dict:
+    return {**media_env, "MEDIA_BUCKET": bucket, "AWS_ENDPOINT_URL": moto_endpoint, "AWS_REGION": REGION}
+
+
+@pytest.fixture
+def start_app(aiohttp_client, media_env):
+    """`await start_app(env)`: the app built from env (the local store on SQLite by default)."""
+
+    async def start(env: dict | None = None) -> App:
+        built = build(env or media_env)
+        return App(await aiohttp_client(built.app), built.registry.services)
+
+    return start
+
+
+@pytest.fixture
+def caller(base_env):
+    """`caller()`: the Authorization header of a fresh subject, and the subject."""
+    issuer = LocalIssuer(f"{base_env['GATEWAY_DATA_DIR']}/dev-signing-key.pem")
+
+    def make() -> tuple[dict, str]:
+        sub = f"user-{uuid.uuid4().hex[:12]}"
+        return {"Authorization": f"Bearer {issuer.mint(sub)}"}, sub
+
+    return make

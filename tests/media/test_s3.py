@@ -1,0 +1,143 @@
+"""The media API against S3 (the moto server over HTTP): the phone's whole flow, and, because moto
+checks neither POST policies nor signatures, the policy and signature we hand out, checked here."""
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+import time
+from datetime import datetime
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
+
+from gateway.app import build
+from tests.media.conftest import REGION
+from tests.media.helpers import JPEG, download, upload
+
+
+@pytest.fixture
+async def app(start_app, s3_env):
+    return await start_app(s3_env)
+
+
+def epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
+
+
+async def test_presign_upload_complete_download(app, caller, s3, bucket):
+    auth, sub = caller()
+    created = await app.create(auth, "attachment")
+    media, form = created["media"], created["upload"]
+    key = f"u/{sub}/{media['id']}.jpg"
+    assert form["method"] == "POST" and form["url"].endswith(f"/{bucket}") and form["fields"]["key"] == key
+
+    assert (await upload(form, JPEG)).status == 204
+    completed = await app.complete(auth, media["id"])
+    assert completed.status == 200 and (await completed.json())["status"] == "ready"
+    assert s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"] == []  # no longer pending
+
+    fetched = await (await app.client.get(f"/v1/media/{media['id']}", headers=auth)).json()
+    assert fetched["url"].startswith(f"{s3.meta.endpoint_url}/{bucket}/{key}?") and "X-Amz-Signature=" in fetched["url"]
+    assert abs(epoch(fetched["url_expires_at"]) - (time.time() + 3600)) < 5
+    status, body, content_type = await download(fetched["url"])
+    assert (status, body, content_type) == (200, JPEG, "image/jpeg")
+
+
+async def test_complete_before_upload_is_409_and_a_mismatch_too(app, caller):
+    auth, _ = caller()
+    created = await app.create(auth, "attachment")
+    media_id = created["media"]["id"]
+    assert (await app.complete(auth, media_id)).status == 409
+    # moto does not enforce the policy, so the object can arrive with another type: complete notices
+    assert (await upload(created["upload"], JPEG, {**created["upload"]["fields"], "Content-Type": "image/png"})).status == 204
+    refused = await app.complete(auth, media_id)
+    assert refused.status == 409 and "image/png" in (await refused.json())["detail"]
+    assert (await (await app.client.get(f"/v1/media/{media_id}", headers=auth)).json())["status"] == "pending"
+
+
+async def test_delete_removes_the_object_then_the_record(app, caller, s3, bucket):
+    auth, sub = caller()
+    media = await app.ready(auth, "attachment")
+    key = f"u/{sub}/{media['id']}.jpg"
+    assert s3.head_object(Bucket=bucket, Key=key)["ContentLength"] == len(JPEG)
+    assert (await app.client.delete(f"/v1/media/{media['id']}", headers=auth)).status == 204
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=bucket, Key=key)
+    assert (await app.client.get(f"/v1/media/{media['id']}", headers=auth)).status == 404
+    assert (await app.client.delete(f"/v1/media/{media['id']}", headers=auth)).status == 204
+
+
+async def test_the_post_policy_pins_key_type_size_encryption_and_expiry_and_is_signed_with_sigv4(app, caller, bucket):
+    auth, sub = caller()
+    before = time.time()
+    created = await app.create(auth, "avatar", "image/png", 1234)
+    fields, media = created["upload"]["fields"], created["media"]
+    key = f"avatars/{sub}/{media['id']}.png"
+    policy = json.loads(base64.b64decode(fields["policy"]))
+
+    expiration = epoch(policy["expiration"])
+    assert before + 600 - 2 <= expiration <= time.time() + 600 + 1
+    assert abs(expiration - epoch(created["upload"]["expires_at"])) <= 1
+    date = fields["x-amz-date"]
+    credential = f"testing/{date[:8]}/{REGION}/s3/aws4_request"
+    tagging = "<Tagging><TagSet><Tag><Key>gateway-status</Key><Value>pending</Value></Tag></TagSet></Tagging>"
+    assert sorted(policy["conditions"], key=json.dumps) == sorted([
+        {"bucket": bucket},
+        {"key": key},
+        {"Content-Type": "image/png"},
+        ["content-length-range", 1, 10 * 1024 * 1024],
+        {"x-amz-server-side-encryption": "AES256"},
+        {"tagging": tagging},
+        {"x-amz-algorithm": "AWS4-HMAC-SHA256"},
+        {"x-amz-credential": credential},
+        {"x-amz-date": date},
+    ], key=json.dumps)
+    assert {name: value for name, value in fields.items() if name not in ("policy", "x-amz-signature")} == {
+        "key": key, "Content-Type": "image/png", "x-amz-server-side-encryption": "AES256", "tagging": tagging,
+        "x-amz-algorithm": "AWS4-HMAC-SHA256", "x-amz-credential": credential, "x-amz-date": date,
+    }
+
+    def signature(secret: str) -> str:
+        request = AWSRequest()
+        request.context["timestamp"] = date
+        return SigV4Auth(Credentials("testing", secret), "s3", REGION).signature(fields["policy"], request)
+
+    assert fields["x-amz-signature"] == signature("testing")
+    assert fields["x-amz-signature"] != signature("other-secret")
+
+
+async def test_readiness_heads_the_bucket(start_app, s3_env, s3, bucket):
+    app = await start_app({**s3_env, "HEALTH_READY_CACHE_SECONDS": "0"})
+    check = (await (await app.client.get("/health/ready")).json())["checks"]["media"]
+    assert check["status"] == "ok" and check["critical"] is False and check["bucket"] == bucket
+    s3.delete_bucket(Bucket=bucket)
+    response = await app.client.get("/health/ready")
+    assert response.status == 200 and (await response.json())["checks"]["media"]["status"] == "fail"
+
+
+async def test_cleanup_removes_expired_pending_uploads_and_their_objects(app, caller, s3, bucket, s3_env):
+    auth, sub = caller()
+    expired = (await app.create(auth, "attachment"))
+    assert (await upload(expired["upload"], JPEG)).status == 204
+    fresh = (await app.create(auth, "attachment"))["media"]
+    done = await app.ready(auth, "attachment")
+    database = Path(s3_env["GATEWAY_DATA_DIR"]) / "gateway.db"
+    with sqlite3.connect(database) as connection:
+        connection.execute("UPDATE media SET created_at = '2000-01-01T00:00:00.000Z' WHERE id IN (?, ?)",
+                           (expired["media"]["id"], done["id"]))
+
+    built = build(s3_env)  # as `python -m gateway media-cleanup` does
+    command = next(c for c in built.registry.commands if c.name == "media-cleanup")
+    assert await command.run(built.app, SimpleNamespace()) == 0
+
+    assert (await app.client.get(f"/v1/media/{expired['media']['id']}", headers=auth)).status == 404
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=bucket, Key=expired["upload"]["fields"]["key"])
+    assert (await (await app.client.get(f"/v1/media/{fresh['id']}", headers=auth)).json())["status"] == "pending"
+    assert (await (await app.client.get(f"/v1/media/{done['id']}", headers=auth)).json())["status"] == "ready"

@@ -1,0 +1,40 @@
+"""Media settings: CloudFront all or nothing, no local store in production, known content types."""
+from __future__ import annotations
+
+import pytest
+
+from gateway.settings import SettingsError, load
+from plugins.media.settings import MediaSettings
+
+
+def problems(**environ) -> dict:
+    with pytest.raises(SettingsError) as caught:
+        load(MediaSettings, environ)
+    return caught.value.problems
+
+
+def test_defaults_are_the_local_store_with_the_documented_limits():
+    settings = load(MediaSettings, {})
+    assert settings.bucket is None and settings.cdn_url is None
+    assert settings.avatar_types == ("image/jpeg", "image/png", "image/webp", "image/heic")
+    assert settings.attachment_types[-2:] == ("video/mp4", "application/pdf")
+    assert (settings.avatar_max_bytes, settings.attachment_max_bytes) == (10 << 20, 100 << 20)
+    assert (settings.upload_expiry, settings.download_expiry, settings.pending_expiry) == (600, 3600, 86400)
+
+
+def test_cloudfront_needs_all_three_variables_and_a_bucket():
+    assert set(problems(MEDIA_BUCKET="b", MEDIA_CDN_URL="https://cdn.example.com")) == {
+        "MEDIA_CDN_KEY_PAIR_ID", "MEDIA_CDN_PRIVATE_KEY_FILE"}
+    assert "MEDIA_CDN_URL" in problems(MEDIA_CDN_URL="https://cdn.example.com", MEDIA_CDN_KEY_PAIR_ID="K",
+                                       MEDIA_CDN_PRIVATE_KEY_FILE="/k.pem")
+
+
+def test_production_refuses_the_local_store():
+    assert "MEDIA_BUCKET" in problems(GATEWAY_ENV="production")
+    assert load(MediaSettings, {"GATEWAY_ENV": "production", "MEDIA_BUCKET": "b"}).bucket == "b"
+
+
+def test_types_need_a_known_extension_and_expiries_must_fit():
+    assert "MEDIA_AVATAR_TYPES" in problems(MEDIA_AVATAR_TYPES="image/jpeg,text/html")
+    assert "MEDIA_PENDING_EXPIRY_SECONDS" in problems(MEDIA_UPLOAD_EXPIRY_SECONDS="3600",
+                                                      MEDIA_PENDING_EXPIRY_SECONDS="600")
