@@ -274,7 +274,10 @@ class Memcached:
     async def start(self) -> None:
         self.client = await emcache.create_client(
             self.nodes, timeout=self.timeout, connection_timeout=1.0, max_connections=self.max_connections,
-            autobatching=True, purge_unhealthy_nodes=True, autodiscovery=self.discovery, autodiscovery_timeout=1.0,
+            # Unhealthy nodes stay in the ring: purging them re-homes their keys to other nodes, which
+            # can serve values whose invalidation went elsewhere (and, with every node purged, emcache's
+            # batched gets never return). A dead node's keys just miss, and the breaker bounds the cost.
+            autobatching=True, purge_unhealthy_nodes=False, autodiscovery=self.discovery, autodiscovery_timeout=1.0,
         )
 
     async def close(self) -> None:
