@@ -2,6 +2,7 @@
 private MariaDB instances for tests that kill a database."""
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -11,6 +12,11 @@ import sys
 import tempfile
 import time
 import urllib.request
+
+
+def die_with_parent() -> None:
+    """In the child: be killed when the test process dies, so no server outlives an aborted run."""
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
@@ -35,17 +41,21 @@ def wait_for_port(port: int, process: subprocess.Popen | None = None, timeout: f
 class Server:
     """A child process listening on `port`; `stop()` kills it, `start()` brings it back on the same port."""
 
-    def __init__(self, argv_for_port, port: int | None = None, env: dict | None = None) -> None:
+    def __init__(self, argv_for_port, port: int | None = None, env: dict | None = None, log: str | None = None) -> None:
         self.argv_for_port = argv_for_port
         self.port = port or free_port()
         self.env = env
+        self.log = log  # where its output goes (appended), for a failing test to show
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "Server":
+        output = open(self.log, "ab") if self.log else subprocess.DEVNULL
         self.process = subprocess.Popen(
-            self.argv_for_port(self.port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            env=self.env, start_new_session=True,
+            self.argv_for_port(self.port), stdout=output, stderr=output,
+            env=self.env, start_new_session=True, preexec_fn=die_with_parent,
         )
+        if self.log:
+            output.close()
         wait_for_port(self.port, self.process)
         return self
 
@@ -68,13 +78,14 @@ def memcached() -> Server:
     return Server(lambda port: [binary, *as_root, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "64", "-t", "2"])
 
 
-def gateway(env: dict, workers: int = 1) -> Server:
+def gateway(env: dict, workers: int = 1, log: str | None = None) -> Server:
     """The gateway under gunicorn with the production config module, as the AMI runs it."""
     port = free_port()
     return Server(
         lambda port: [sys.executable, "-m", "gunicorn", "-c", "python:gateway.gunicorn_conf", "gateway.app:create_app()"],
         port,
         env={**os.environ, **env, "GATEWAY_PORT": str(port), "GATEWAY_WORKERS": str(workers)},
+        log=log,
     )
 
 

@@ -259,6 +259,9 @@ class Cache:
         return {**details, **self.counters()}
 
 
+BATCH_GRACE = 0.05  # beyond emcache's own timeout, before a batched get counts as lost
+
+
 class Memcached:
     """emcache with autobatching (concurrent gets become one multi-get per node), a timeout on every
     operation, several nodes by rendezvous hashing, and ElastiCache auto discovery."""
@@ -295,12 +298,18 @@ class Memcached:
         return self.client
 
     async def get(self, key: bytes) -> bytes | None:
-        item = await self._client.get(key)
+        item = await self._batched(self._client.get(key))
         return item.value if item is not None else None
 
     async def gets(self, key: bytes) -> tuple[bytes, int] | None:
-        item = await self._client.gets(key)
+        item = await self._batched(self._client.gets(key))
         return (item.value, item.cas) if item is not None else None
+
+    async def _batched(self, operation):
+        # emcache's autobatching resolves its callers' futures on success and on its own timeout only:
+        # when a node's connection fails mid-batch (memcached killed), the callers would wait forever.
+        async with asyncio.timeout(self.timeout + BATCH_GRACE):
+            return await operation
 
     async def add(self, key: bytes, value: bytes, ttl: int) -> bool:
         try:

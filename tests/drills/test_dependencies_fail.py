@@ -38,7 +38,7 @@ async def test_memcached_killed_under_load_answers_stay_correct_and_hits_recover
     env = {"GATEWAY_ENV": "test", "GATEWAY_DATA_DIR": str(tmp_path), "GATEWAY_PLUGINS": "health,auth,data",
            "DATABASE_URL": mysql_database, "CACHE_URL": f"memcached://{cache.address}",
            "HEALTH_READY_CACHE_SECONDS": "0", "GATEWAY_LOG_LEVEL": "WARNING"}
-    app = servers.gateway(env, workers=2).start()
+    app = servers.gateway(env, workers=2, log=str(tmp_path / "gateway.log")).start()
     base = f"http://{app.address}"
     tokens = tokens_for(tmp_path, USERS)
     bad: list = []
@@ -58,10 +58,14 @@ async def test_memcached_killed_under_load_answers_stay_correct_and_hits_recover
                 done = 0
                 while not stop.is_set():
                     token = tokens[(worker + done) % USERS]
-                    async with session.get(f"{base}/v1/me", headers={"Authorization": f"Bearer {token}"}) as r:
-                        body = await r.json(content_type=None)
-                        if r.status != 200 or body.get("display_name") != names[token]:
-                            bad.append((r.status, body))
+                    try:
+                        async with session.get(f"{base}/v1/me", headers={"Authorization": f"Bearer {token}"},
+                                               timeout=aiohttp.ClientTimeout(total=5)) as r:
+                            body = await r.json(content_type=None)
+                            if r.status != 200 or body.get("display_name") != names[token]:
+                                bad.append((r.status, body))
+                    except asyncio.TimeoutError:
+                        bad.append(("no answer within 5 s", time.monotonic()))
                     done += 1
                 return done
 
@@ -82,7 +86,7 @@ async def test_memcached_killed_under_load_answers_stay_correct_and_hits_recover
     finally:
         app.stop(signal.SIGTERM)
     assert served > 100
-    assert not bad, bad[:5]
+    assert not bad, (bad[:5], (tmp_path / "gateway.log").read_text()[-3000:])
 
 
 async def test_database_restarted_under_load_loses_no_acknowledged_write(tmp_path):
