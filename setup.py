@@ -30,6 +30,7 @@ setup(
             "pyyaml",
             "python-hcl2>=8",
             "build",
+            "schemathesis>=4.3,<5",
             "wheel",
         ],
     },

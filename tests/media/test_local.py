@@ -238,3 +238,11 @@ async def test_an_attachment_larger_than_the_json_body_limit_uploads(start_app, 
     created = await app.create(auth, size=len(data), purpose="attachment")
     assert (await upload(created["upload"], data)).status == 204
     assert (await app.complete(auth, created["media"]["id"])).status == 200
+
+
+async def test_an_upload_that_is_not_a_form_is_refused(app, root):
+    assert (await app.client.post("/local-media")).status == 415
+    broken = await app.client.post("/local-media", data=b"--x\r\nno headers",
+                                   headers={"Content-Type": "multipart/form-data; boundary=x"})
+    assert broken.status == 400
+    assert stored(root) == []

@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.problems import Problem
 from plugins.media.backends import KEY, PREFIXES, Head
@@ -126,12 +127,17 @@ class LocalStore:
 
     async def receive(self, request: web.Request) -> web.Response:
         """POST /local-media: the presigned form, verified before a byte of the file is stored."""
-        reader = await request.multipart()
+        if request.content_type != "multipart/form-data":
+            raise Problem(415, "Unsupported Media Type", "Send the upload as multipart/form-data.")
         form: dict[str, str] = {}
-        while (part := await reader.next()) is not None and part.name != "file":
-            if len(form) == MAX_FIELDS:
-                raise Problem(400, "Bad Request", "Too many form fields.")
-            form[part.name] = await field_value(part)
+        try:
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None and part.name != "file":
+                if len(form) == MAX_FIELDS:
+                    raise Problem(400, "Bad Request", "Too many form fields.")
+                form[part.name] = await field_value(part)
+        except (ValueError, AttributeError, HttpProcessingError):  # a malformed or nested multipart body
+            raise Problem(400, "Bad Request", "The form is not well-formed multipart/form-data.") from None
         if part is None:
             raise Problem(400, "Bad Request", "The form has no file (send it last, as the field `file`).")
         key, content_type, min_size, max_size = self._allowed(form)
