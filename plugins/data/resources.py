@@ -215,6 +215,9 @@ class Resource:
         if stored is None and create is not None:
             await self.insert(create(), if_absent=True)
             stored = await self.read(key, owner, view)
+            if stored is None:  # the cached "absent" outlived a failed invalidation: ask the database
+                row = await self.row(key, owner)
+                stored = None if row is None else await self.render(row, view)
         if stored is None:
             raise not_found(self.name)
         return respond(request, stored)
