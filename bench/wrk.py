@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
 LUA = """
 local tokens, order = {}, {}
@@ -33,7 +33,10 @@ end
 
 
 def milliseconds(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if match is None:
+        raise ValueError(f"wrk printed a latency of {text!r}")
+    value, unit = match.groups()
     return float(value) * UNITS[unit]
 
 

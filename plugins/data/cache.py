@@ -43,7 +43,7 @@ log = logging.getLogger("gateway.data.cache")
 LEASE = b"\x00lease:"  # stored values never start with NUL: callers store JSON-ish bytes
 ABSENT = b"\x00absent"
 LEASE_SECONDS = 3  # a loader that died blocks the key at most this long
-LEASE_WAIT = 1.0  # how long others wait for a loader's fill before reading the database themselves
+LEASE_WAIT = 0.25  # how long others wait for a loader's fill before reading the database themselves
 NEGATIVE_TTL = 15
 SAFE_PART = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 
@@ -104,6 +104,7 @@ class Cache:
         self.ttl = ttl
         self.breaker = Breaker()
         self.hits = self.misses = self.fills = self.lease_waits = self.errors = 0
+        self.last_error: str | None = None
         self._flights: dict[bytes, asyncio.Future] = {}
         self._undeleted: set[bytes] = set()
         self._retrier: asyncio.Task | None = None
@@ -124,6 +125,7 @@ class Cache:
             result = await operation(*args)
         except Exception as exc:
             self.errors += 1
+            self.last_error = f"{getattr(operation, '__name__', 'operation')}: {exc!r}"[:200]
             self.breaker.failure()
             log.debug("cache operation failed", exc_info=True)
             raise Unavailable(repr(exc)) from exc
@@ -199,7 +201,11 @@ class Cache:
         token = LEASE + os.urandom(8)
         if not await self._op(self.backend.add, key, token, LEASE_SECONDS):
             return None
-        item = await self._op(self.backend.gets, key)
+        try:
+            item = await self._op(self.backend.gets, key)
+        except Unavailable:
+            await self._delete(key)  # a lease nobody will fill would hold every reader of key back
+            raise
         return item[1] if item is not None and item[0] == token else None
 
     async def _await_fill(self, key: bytes, deadline: float) -> bytes | None:
@@ -247,7 +253,7 @@ class Cache:
 
     def counters(self) -> dict:
         return {"hits": self.hits, "misses": self.misses, "fills": self.fills, "lease_waits": self.lease_waits,
-                "errors": self.errors, "breaker": self.breaker.state, "pending_deletes": len(self._undeleted)}
+                "errors": self.errors, "last_error": self.last_error, "breaker": self.breaker.state, "pending_deletes": len(self._undeleted)}
 
     async def probe(self) -> dict:
         """Readiness: every node answers; shows the counters. A failure here only degrades."""

@@ -83,7 +83,7 @@ class DataSettings(SettingsSchema):
         data_key="CACHE_OP_TIMEOUT_SECONDS", load_default=0.1, validate=validate.Range(0.005, 10)
     )
     cache_max_connections = fields.Int(
-        data_key="CACHE_MAX_CONNECTIONS", load_default=4, validate=validate.Range(1, 64)
+        data_key="CACHE_MAX_CONNECTIONS", load_default=8, validate=validate.Range(1, 64)
     )
     cache_memory_items = fields.Int(
         data_key="CACHE_MEMORY_MAX_ITEMS", load_default=10000, validate=validate.Range(1, 10_000_000)
