@@ -15,7 +15,7 @@ setup(
         "aioboto3>=13,<16",
         "apispec>=6.6,<7",
         "cryptography>=42",
-        "emcache>=1.3,<2",
+        "emcache==1.3.3",  # plugins.data.cache patches one of its internals (fail_lost_batches)
         "gunicorn>=23",
         "marshmallow>=3.20,<5",
         "pyjwt[crypto]>=2.8,<3",

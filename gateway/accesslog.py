@@ -7,10 +7,10 @@ under PIPE_BUF so several workers sharing one stdout never interleave inside a l
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import select
 import time
+from json.encoder import encode_basestring_ascii as encode_string
 
 CHUNK = select.PIPE_BUF
 
@@ -21,6 +21,7 @@ class AccessLog:
         self._lines: list[str] = []
         self._second = 0
         self._stamp = ""
+        self._routes: dict[str | None, str] = {}
 
     def timestamp(self, now: float) -> str:
         second = int(now)
@@ -29,15 +30,29 @@ class AccessLog:
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         return f"{self._stamp}.{int((now - second) * 1000):03d}Z"
 
-    def write(self, entry: dict) -> None:
-        entry = {"ts": self.timestamp(time.time()), "level": "info", "logger": "access", **entry}
+    def write(self, method: str, route: str | None, status: int, duration_ms: float, request_id: str,
+              sub: str | None, remote: str | None) -> None:
+        """One line. The method (an HTTP token), the request id (checked or made by us) and the remote
+        address cannot hold a character JSON escapes; the route and the subject are encoded."""
+        line = (
+            f'{{"ts":"{self.timestamp(time.time())}","level":"info","logger":"access","method":"{method}",'
+            f'"route":{self._route_json(route)},"status":{status},"duration_ms":{duration_ms:.3f},'
+            f'"request_id":"{request_id}","sub":{"null" if sub is None else encode_string(sub)},'
+            f'"remote":{"null" if remote is None else encode_string(remote)}}}'
+        )
         if not self._lines:
             try:
                 asyncio.get_running_loop().call_soon(self.flush)
             except RuntimeError:  # no loop: write at once
-                self._lines.append(json.dumps(entry, separators=(",", ":")))
+                self._lines.append(line)
                 return self.flush()
-        self._lines.append(json.dumps(entry, separators=(",", ":")))
+        self._lines.append(line)
+
+    def _route_json(self, route: str | None) -> str:
+        encoded = self._routes.get(route)
+        if encoded is None:
+            encoded = self._routes[route] = "null" if route is None else encode_string(route)
+        return encoded
 
     def flush(self) -> None:
         lines, self._lines = self._lines, []

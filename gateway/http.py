@@ -89,16 +89,9 @@ def core_middleware(lifecycle: Lifecycle, access_log: AccessLog, max_body_bytes:
         response.headers["X-Request-Id"] = request_id
         if lifecycle.draining:
             response.force_close()
-        route = request.match_info.route.resource
-        access_log.write({
-            "method": request.method,
-            "route": route.canonical if route is not None else None,
-            "status": response.status,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-            "request_id": request_id,
-            "sub": request.get(CALLER),
-            "remote": request.remote,
-        })
+        resource = request.match_info.route.resource
+        access_log.write(request.method, resource.canonical if resource is not None else None, response.status,
+                         (time.perf_counter() - started) * 1000, request_id, request.get(CALLER), request.remote)
         return response
 
     return middleware
