@@ -59,8 +59,8 @@ def run(url: str, *, seconds: int, connections: int, workdir: Path, name: str, m
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
-        "p50_ms": milliseconds(re.search(r"50%\s+(\S+)", output).group(1)),
-        "p99_ms": milliseconds(re.search(r"99%\s+(\S+)", output).group(1)),
+        "p50_ms": milliseconds(re.search(r"^\s*50%\s+(\S+)", output, re.M).group(1)),
+        "p99_ms": milliseconds(re.search(r"^\s*99%\s+(\S+)", output, re.M).group(1)),
         "requests": requests,
         "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
         "socket_errors": sum(map(int, errors.groups())) if errors else 0,
