@@ -4,6 +4,7 @@ memcached and the moto server start once per session on free loopback ports and 
 Each test session gets its own MariaDB database on the machine's server (127.0.0.1:3306)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 
@@ -33,17 +34,26 @@ def moto_endpoint():
     server.stop()
 
 
-@pytest.fixture(scope="session")
-def mysql_database():
-    """A fresh database on the machine's MariaDB; yields its mysql:// URL."""
-    name = f"gw_test_{uuid.uuid4().hex[:10]}"
+@contextlib.contextmanager
+def temporary_database(prefix: str):
+    """A new, empty database on the machine's MariaDB, dropped afterwards; yields its mysql:// URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", password="", autocommit=True)
     with admin.cursor() as cursor:
         cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-    yield f"mysql://root@{MYSQL_HOST}:{MYSQL_PORT}/{name}"
-    with admin.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    admin.close()
+    try:
+        yield f"mysql://root@{MYSQL_HOST}:{MYSQL_PORT}/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.close()
+
+
+@pytest.fixture(scope="session")
+def mysql_database():
+    """A fresh database for the test session; yields its mysql:// URL."""
+    with temporary_database("gw_test") as url:
+        yield url
 
 
 @pytest.fixture

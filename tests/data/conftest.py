@@ -12,7 +12,7 @@ import pytest
 
 from gateway.app import build
 from plugins.auth.issuer import LocalIssuer
-from tests.conftest import MYSQL_HOST, MYSQL_PORT
+from tests.conftest import MYSQL_HOST, MYSQL_PORT, temporary_database
 
 
 async def eventually(condition, timeout: float = 10.0, what: str = "condition"):
@@ -88,11 +88,5 @@ def admin(mysql_database):
 @pytest.fixture
 def scratch_database():
     """A second, empty database on the machine's MariaDB; yields its URL."""
-    name = f"gw_scratch_{uuid.uuid4().hex[:10]}"
-    admin = pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", password="", autocommit=True)
-    with admin.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-    yield f"mysql://root@{MYSQL_HOST}:{MYSQL_PORT}/{name}"
-    with admin.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    admin.close()
+    with temporary_database("gw_scratch") as url:
+        yield url
