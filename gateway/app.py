@@ -70,7 +70,7 @@ def build(environ: Mapping[str, str] | None = None) -> Built:
 
     app.middlewares.append(core_middleware(lifecycle, AccessLog(), core.max_body_bytes, core.trusted_proxies))
     app.middlewares.extend(registry.ordered_middlewares())
-    add_routes(app, registry.routes, core.body_timeout_seconds)
+    add_routes(app, registry, core.body_timeout_seconds)
     app[CHECKS] = tuple(registry.checks)
     app[OPENAPI] = openapi.build(registry)
     app.router.add_get("/openapi.json", serve_openapi)

@@ -10,6 +10,7 @@ A plugin is a `Plugin` value exposed as an entry point in the `gateway.plugins` 
         setup=setup,                     # def setup(ctx: SetupContext) -> None
     )
 
+Per-route work is a route wrapper (`ctx.route_wrapper`), cross-cutting work a middleware.
 `setup` runs once per application, in dependency order, and may only register things on the
 `SetupContext`; anything that does I/O goes in a cleanup context (started with the app).
 """
@@ -28,6 +29,7 @@ from gateway.settings import SettingsSchema
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+RouteWrapper = Callable[["RouteSpec", Handler], Handler]
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,13 @@ class Command:
 
 
 @dataclass(frozen=True)
+class OrderedWrapper:
+    order: int
+    wrap: RouteWrapper
+    plugin: str
+
+
+@dataclass(frozen=True)
 class OrderedMiddleware:
     order: int  # lower runs first (further out); the core's own middleware is outside all of them
     middleware: Middleware
@@ -106,6 +115,12 @@ class SetupContext:
 
     def middleware(self, middleware: Middleware, order: int) -> None:
         self._registry.middlewares.append(OrderedMiddleware(order, middleware, self._plugin.name))
+
+    def route_wrapper(self, wrap: RouteWrapper, order: int) -> None:
+        """`wrap(spec, handler)` returns the handler to serve `spec` with, once, at start-up: per-route
+        work (auth) costs nothing on routes it does not apply to, and no middleware hop on the
+        others. Lower `order` wraps further out; all wrappers run inside every middleware."""
+        self._registry.route_wrappers.append(OrderedWrapper(order, wrap, self._plugin.name))
 
     def cleanup_ctx(self, context: CleanupContext) -> None:
         self.app.cleanup_ctx.append(context)
@@ -139,6 +154,7 @@ class Registry:
     plugins: list[Plugin] = field(default_factory=list)
     routes: list[RouteSpec] = field(default_factory=list)
     middlewares: list[OrderedMiddleware] = field(default_factory=list)
+    route_wrappers: list[OrderedWrapper] = field(default_factory=list)
     checks: list[ReadinessCheck] = field(default_factory=list)
     commands: list[Command] = field(default_factory=list)
     security_schemes: dict[str, dict] = field(default_factory=dict)
@@ -146,6 +162,11 @@ class Registry:
 
     def ordered_middlewares(self) -> list[Middleware]:
         return [m.middleware for m in sorted(self.middlewares, key=lambda m: m.order)]
+
+    def wrap(self, spec: RouteSpec, handler: Handler) -> Handler:
+        for wrapper in sorted(self.route_wrappers, key=lambda w: w.order, reverse=True):
+            handler = wrapper.wrap(spec, handler)
+        return handler
 
 
 async def maybe_await(value: Any) -> Any:

@@ -8,7 +8,7 @@ import json
 from aiohttp import web
 from marshmallow import ValidationError
 
-from gateway.plugin import RouteSpec
+from gateway.plugin import Registry, RouteSpec
 from gateway.problems import Problem, ValidationProblem
 
 BODY = web.RequestKey("body", dict)
@@ -53,10 +53,10 @@ def validating(spec: RouteSpec, body_timeout: float):
     return handler
 
 
-def add_routes(app: web.Application, specs: list[RouteSpec], body_timeout: float) -> None:
+def add_routes(app: web.Application, registry: Registry, body_timeout: float) -> None:
     by_route = {}
-    for spec in specs:
-        route = app.router.add_route(spec.method, spec.path, validating(spec, body_timeout))
+    for spec in registry.routes:
+        route = app.router.add_route(spec.method, spec.path, registry.wrap(spec, validating(spec, body_timeout)))
         by_route[route] = spec
     app[ROUTE_SPECS] = by_route
 

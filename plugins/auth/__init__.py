@@ -11,7 +11,7 @@ from gateway.plugin import Plugin, SetupContext
 from plugins.auth import cli
 from plugins.auth.issuer import CLIENT_ID, ISSUER
 from plugins.auth.jwks import RemoteKeySet
-from plugins.auth.middleware import ORDER, auth_middleware
+from plugins.auth.middleware import ORDER, protect
 from plugins.auth.principal import Principal, principal
 from plugins.auth.routes import LocalJwks
 from plugins.auth.settings import AuthSettings
@@ -36,7 +36,7 @@ def setup(ctx: SetupContext) -> None:
                   public=True, responses={200: "JWKS (RFC 7517)"}, tags=("auth",))
         verifier = Verifier(keys, ISSUER, (CLIENT_ID,), settings.token_use, settings.leeway_seconds)
     ctx.readiness_check("jwks", keys.probe)
-    ctx.middleware(auth_middleware(verifier), ORDER)
+    ctx.route_wrapper(protect(verifier), ORDER)
     ctx.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     ctx.provide("principal", principal)
     ctx.command("token", "print an access token from the local issuer (development only)",

@@ -1,6 +1,7 @@
-"""Enforces each route's declaration: public routes pass, others need a valid bearer token and the
-route's groups (any of) and scopes (all of). Requests matching no declared route (404, 405,
-/openapi.json) pass untouched, so unknown paths answer 404 rather than 401.
+"""Enforces each route's declaration, as a route wrapper applied at start-up: public routes are
+served untouched, others need a valid bearer token and the route's groups (any of) and scopes (all
+of). Requests matching no declared route (404, 405, /openapi.json) never meet it, so unknown paths
+answer 404 rather than 401.
 
 Failures follow RFC 6750: 401 with a `WWW-Authenticate: Bearer` challenge (an `invalid_token`
 error only when a token was sent), 403 for missing groups or scopes. No answer echoes the token.
@@ -11,7 +12,7 @@ from aiohttp import web
 
 from gateway.http import CALLER
 from gateway.problems import Problem
-from gateway.routing import route_spec
+from gateway.plugin import RouteSpec
 from plugins.auth.jwt import TokenError
 from plugins.auth.principal import PRINCIPAL
 from plugins.auth.verifier import Verifier
@@ -28,27 +29,31 @@ def unauthorized(description: str | None = None) -> Problem:
     })
 
 
-def auth_middleware(verifier: Verifier):
-    @web.middleware
-    async def middleware(request: web.Request, handler) -> web.StreamResponse:
-        spec = route_spec(request)
-        if spec is None or spec.public:
-            return await handler(request)
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer":  # no credentials of ours at all
-            raise unauthorized()
-        try:
-            principal = await verifier.verify(token.strip())
-        except TokenError as exc:
-            raise unauthorized(exc.description) from None
-        if spec.groups and not any(group in principal.groups for group in spec.groups):
-            raise Problem(403, "Forbidden", "This needs membership of a group the caller is not in.")
-        if spec.scopes and not all(scope in principal.scopes for scope in spec.scopes):
-            raise Problem(403, "Forbidden", "The token lacks a scope this needs.", headers={
-                "WWW-Authenticate": f'{REALM}, error="insufficient_scope", scope="{" ".join(spec.scopes)}"'
-            })
-        request[PRINCIPAL] = principal
-        request[CALLER] = principal.sub
-        return await handler(request)
+def protect(verifier: Verifier):
+    """The route wrapper: public routes are served as they are; the others check first."""
 
-    return middleware
+    def wrap(spec: RouteSpec, handler):
+        if spec.public:
+            return handler
+
+        async def protected(request: web.Request) -> web.StreamResponse:
+            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer":  # no credentials of ours at all
+                raise unauthorized()
+            try:
+                principal = await verifier.verify(token.strip())
+            except TokenError as exc:
+                raise unauthorized(exc.description) from None
+            if spec.groups and not any(group in principal.groups for group in spec.groups):
+                raise Problem(403, "Forbidden", "This needs membership of a group the caller is not in.")
+            if spec.scopes and not all(scope in principal.scopes for scope in spec.scopes):
+                raise Problem(403, "Forbidden", "The token lacks a scope this needs.", headers={
+                    "WWW-Authenticate": f'{REALM}, error="insufficient_scope", scope="{" ".join(spec.scopes)}"'
+                })
+            request[PRINCIPAL] = principal
+            request[CALLER] = principal.sub
+            return await handler(request)
+
+        return protected
+
+    return wrap

@@ -59,3 +59,27 @@ def test_a_missing_requirement_stops_the_cli(tmp_path):
                           timeout=60)
     assert done.returncode == 2
     assert "plugin 'data' requires 'principal'" in done.stderr and "Traceback" not in done.stderr
+
+
+async def test_route_wrappers_wrap_once_lower_order_outermost():
+    from gateway.plugin import Registry, RouteSpec, OrderedWrapper
+
+    calls = []
+
+    def wrapper(name):
+        def wrap(spec, handler):
+            async def wrapped(request):
+                calls.append(name)
+                return await handler(request)
+            return wrapped
+        return wrap
+
+    async def handler(request):
+        calls.append("handler")
+        return "response"
+
+    registry = Registry(route_wrappers=[OrderedWrapper(200, wrapper("inner"), "b"),
+                                        OrderedWrapper(100, wrapper("outer"), "a")])
+    served = registry.wrap(RouteSpec("GET", "/x", handler, "x", "p"), handler)
+    assert await served(None) == "response"
+    assert calls == ["outer", "inner", "handler"]
