@@ -21,6 +21,7 @@ from gateway.readiness import CHECKS
 from gateway.routing import add_routes
 
 OPENAPI = web.AppKey("openapi", dict)
+CORE = web.AppKey("core_settings", SimpleNamespace)
 
 
 @dataclass
@@ -65,6 +66,7 @@ def build(environ: Mapping[str, str] | None = None) -> Built:
     registry = Registry(plugins=plugins)
     lifecycle = Lifecycle(core.drain_seconds)
     app[LIFECYCLE] = lifecycle
+    app[CORE] = core
     for plugin in plugins:
         plugin.setup(SetupContext(app, core, registry, plugin, plugin_settings.get(plugin.name)))
 

@@ -10,32 +10,33 @@ from typing import Sequence
 from aiohttp import web
 
 from gateway import logs
-from gateway.app import OPENAPI, Built, build
+from gateway.app import CORE, OPENAPI, build
 from gateway.lifecycle import serve
 from gateway.loader import PluginError
-from gateway.plugin import Command, maybe_await
-from gateway.readiness import run_checks
+from gateway.plugin import Command
+from gateway.readiness import CHECKS, run_checks
 from gateway.settings import SettingsError
 
 
-def run_serve(built: Built, args) -> int:
+def run_serve(app: web.Application, args) -> int:
     import uvloop
 
-    uvloop.run(serve(built.app, args.host or built.core.host, args.port or built.core.port))
+    core = app[CORE]
+    uvloop.run(serve(app, args.host or core.host, args.port or core.port))
     return 0
 
 
-def run_openapi(built: Built, args) -> int:
-    print(json.dumps(built.app[OPENAPI], indent=2))
+def run_openapi(app: web.Application, args) -> int:
+    print(json.dumps(app[OPENAPI], indent=2))
     return 0
 
 
-async def run_check(built: Built, args) -> int:
+async def run_check(app: web.Application, args) -> int:
     """Start the app's resources, run every readiness check, report what is not ok."""
-    runner = web.AppRunner(built.app)
+    runner = web.AppRunner(app)
     await runner.setup()
     try:
-        status, results = await run_checks(built.registry.checks)
+        status, results = await run_checks(app[CHECKS])
     finally:
         await runner.cleanup()
     for name, result in results.items():
@@ -71,11 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         command.arguments(sub.add_parser(command.name, help=command.help))
         commands[command.name] = command
     args = parser.parse_args(argv)
-    command = commands[args.command]
-    if command in CORE_COMMANDS:
-        outcome = command.run(built, args)
-    else:
-        outcome = command.run(built.app, args)
+    outcome = commands[args.command].run(built.app, args)
     if asyncio.iscoroutine(outcome):
-        outcome = asyncio.run(maybe_await(outcome))
+        outcome = asyncio.run(outcome)
     return int(outcome or 0)

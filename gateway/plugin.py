@@ -16,7 +16,6 @@ Per-route work is a route wrapper (`ctx.route_wrapper`), cross-cutting work a mi
 """
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
@@ -167,7 +166,3 @@ class Registry:
         for wrapper in sorted(self.route_wrappers, key=lambda w: w.order, reverse=True):
             handler = wrapper.wrap(spec, handler)
         return handler
-
-
-async def maybe_await(value: Any) -> Any:
-    return await value if asyncio.iscoroutine(value) else value

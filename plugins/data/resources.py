@@ -198,6 +198,15 @@ class Resource:
         await self.written(row[self.key], row.get(self.owner) if self.owner else None)
         return row
 
+    async def clear_if(self, tx, key: str, field: str, value: Any) -> bool:
+        """Inside the caller's transaction: set `field` to NULL on row `key` if it holds `value`, as a
+        new version (so ETags change). The caller calls `written(key)` once that has committed."""
+        identifiers([field])
+        cleared = await tx.execute(
+            f"UPDATE {self.table} SET {field} = NULL, version = version + 1, updated_at = ? "
+            f"WHERE {self.key} = ? AND {field} = ?", (now(), key, value))
+        return bool(cleared)
+
     async def written(self, key: str, owner: str | None = None) -> None:
         """After a write to this row commits (by this layer or by hand): drop every cached view of it
         and remember, for the writer's own list reads, that the replica may be behind."""

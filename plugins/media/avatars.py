@@ -10,7 +10,6 @@ import logging
 
 from marshmallow import ValidationError
 
-from plugins.data.migrator import now
 
 log = logging.getLogger("gateway.media")
 
@@ -44,8 +43,7 @@ class Avatars:
     async def forget(self, tx, owner: str, media_id: str):
         """In the transaction deleting the media: clear the owner's avatar if it was this one, as a
         new version so that ETags change. Returns what to run after the commit, like a delete hook."""
-        cleared = await tx.execute("UPDATE profiles SET avatar_media_id = NULL, version = version + 1, updated_at = ? "
-                                   "WHERE id = ? AND avatar_media_id = ?", (now(), owner, media_id))
+        cleared = await self.profiles.clear_if(tx, owner, "avatar_media_id", media_id)
         return (lambda: self.profiles.written(owner)) if cleared else None
 
     async def delete_media_of(self, tx, owner: str):
