@@ -15,6 +15,10 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(PIP) install -e '.[test]'
 	touch $@
 
+$(VENV)/.installed-bench: $(VENV)/.installed-test
+	$(PIP) install -e '.[test,bench]'
+	touch $@
+
 install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
@@ -28,7 +32,7 @@ run: install
 test: install-test tools
 	$(PY) -m pytest -p no:cacheprovider tests
 
-bench: install-test tools
+bench: $(VENV)/.installed-bench tools
 	$(PY) -m bench
 
 clean:

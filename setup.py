@@ -33,6 +33,7 @@ setup(
             "schemathesis>=4.3,<5",
             "wheel",
         ],
+        "bench": ["py-spy>=0.3"],  # BENCH_PROFILE=1
     },
     entry_points={
         "gateway.plugins": [

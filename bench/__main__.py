@@ -2,7 +2,10 @@
 
 For 1 and then 2 gunicorn workers it measures the bare baseline and each scenario, and writes
 bench/results/latest.json plus a Markdown table (bench/results/latest.md) for docs/performance.md.
-Environment: BENCH_SECONDS (default 8), BENCH_USERS (3000), BENCH_CONNECTIONS (64 per worker).
+Environment: BENCH_SECONDS (default 8), BENCH_USERS (3000), BENCH_CONNECTIONS (64 per worker),
+BENCH_WORKERS ("1,2"), BENCH_ONLY (comma-separated: run only the scenarios whose name contains
+one of them; the baseline always runs) and BENCH_PROFILE=1 (sample the gateway with py-spy during each scenario: a summary is printed
+and the raw samples are kept in bench/results/profile-*.txt).
 """
 from __future__ import annotations
 
@@ -19,7 +22,8 @@ from pathlib import Path
 import aiohttp
 import pymysql
 
-from bench import wrk
+from bench import profile, wrk
+from bench.baseline import HOT_USERS
 from tests.servers import free_port, memcached, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +32,11 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
 USERS = int(os.environ.get("BENCH_USERS", "3000"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
 DATABASE = "gateway_bench"
-HOT_USERS = 100  # the cache-hit scenario cycles over these, all cached
+WORKERS = [int(n) for n in os.environ.get("BENCH_WORKERS", "1,2").split(",")]
+ONLY = [part for part in os.environ.get("BENCH_ONLY", "").split(",") if part]
+PROFILE = os.environ.get("BENCH_PROFILE", "") == "1"
+FLOOR = "floor: bare + one memcached get"
+HIT = "GET /v1/me cache hit"
 
 
 def mysql(sql: str) -> list:
@@ -125,7 +133,7 @@ def main() -> int:
                                  "python": platform.python_version()},
                      "seconds": SECONDS, "users": USERS, "runs": {}}
     try:
-        for workers in (1, 2):
+        for workers in WORKERS:
             results["runs"][str(workers)] = run_workers(workers, env, cache.address, tokens, token_file, hot_file,
                                                         order_file, workdir)
     finally:
@@ -145,14 +153,19 @@ def run_workers(workers: int, env: dict, cache_address: str, tokens, token_file,
     connections = CONNECTIONS * workers
     run = {}
 
-    port = free_port()
-    baseline = start([sys.executable, "-m", "gunicorn", "-w", str(workers), "-k", "aiohttp.GunicornUVLoopWebWorker",
-                      "-b", f"127.0.0.1:{port}", "bench.baseline:create_app()"], env, port, server_cpus)
-    try:
-        run["baseline"] = wrk.run(f"http://127.0.0.1:{port}/", seconds=SECONDS, connections=connections,
-                                  workdir=workdir, name="baseline", cpus=client_cpus)
-    finally:
-        stop(baseline)
+    # The baseline, then the floor: bare plus one memcached get, sent the cache-hit scenario's tokens.
+    for name, factory, tokens_for_floor in [("baseline", "create_app()", None),
+                                            (FLOOR, "create_floor_app()", hot_file)]:
+        port = free_port()
+        reference = start([sys.executable, "-m", "gunicorn", "-w", str(workers), "-k",
+                           "aiohttp.GunicornUVLoopWebWorker", "-b", f"127.0.0.1:{port}", f"bench.baseline:{factory}"],
+                          env, port, server_cpus)
+        try:
+            run[name] = wrk.run(f"http://127.0.0.1:{port}/", seconds=SECONDS, connections=connections,
+                                workdir=workdir, name=name.split(":")[0], cpus=client_cpus, tokens=tokens_for_floor)
+        finally:
+            stop(reference)
+        run[name]["ratio"] = round(run[name]["rps"] / run["baseline"]["rps"], 3)
 
     port = free_port()
     gateway = start([sys.executable, "-m", "gunicorn", "-c", "python:gateway.gunicorn_conf",
@@ -164,7 +177,7 @@ def run_workers(workers: int, env: dict, cache_address: str, tokens, token_file,
         scenarios = [
             ("core: open no-op", "/bench/open", {}),
             ("auth: protected no-op", "/bench/protected", {"tokens": hot_file}),
-            ("GET /v1/me cache hit", "/v1/me", {"tokens": hot_file}),
+            (HIT, "/v1/me", {"tokens": hot_file}),
             # Cold: the cache flushed first, every user's first read a miss. Warm: the same mix again.
             ("GET /v1/me Zipf mix, cold", "/v1/me", {"tokens": token_file, "order": order_file, "flush": True}),
             ("GET /v1/me Zipf mix, warm", "/v1/me", {"tokens": token_file, "order": order_file}),
@@ -175,12 +188,21 @@ def run_workers(workers: int, env: dict, cache_address: str, tokens, token_file,
                                                       "purpose": "attachment"}}),
             ("GET /health/ready", "/health/ready", {}),
         ]
+        RESULTS.mkdir(exist_ok=True)
         for name, path, options in scenarios:
+            if ONLY and not any(part in name for part in ONLY):
+                continue
             if options.pop("flush", False):
                 flush_cache(cache_address)
             reads_before = database_reads()
+            slug = name.split(":")[0].replace(" ", "_").replace("/", "_").replace(",", "")
+            samples = RESULTS / f"profile-{workers}-{slug}.txt"
+            spy = profile.start(gateway.pid, SECONDS, samples) if PROFILE else None
             result = wrk.run(f"{base}{path}", seconds=SECONDS, connections=connections, workdir=workdir,
-                             name=name.split(":")[0].replace(" ", "_").replace("/", "_"), cpus=client_cpus, **options)
+                             name=slug, cpus=client_cpus, **options)
+            if spy is not None:
+                spy.wait(30)
+                print(f"## {name}, {workers} worker(s)\n{profile.summary(samples)}")
             result["db_reads_per_1000"] = round((database_reads() - reads_before) * 1000 / max(result["requests"], 1),
                                                 2)
             result["ratio"] = round(result["rps"] / run["baseline"]["rps"], 3)
@@ -200,11 +222,14 @@ def render(results: dict) -> str:
         for name, r in run.items():
             lines.append(f"| {workers} | {name} | {r['rps']:.0f} | {r.get('ratio', 1.0):.2f} | {r['p50_ms']:.2f} | "
                          f"{r['p99_ms']:.2f} | {r.get('db_reads_per_1000', '-')} | {r['non_2xx']} |")
+    lines.append("")
+    for workers, run in results["runs"].items():
+        if HIT in run:
+            lines.append(f"{workers} worker(s): the cache hit is {run[HIT]['rps'] / run[FLOOR]['rps']:.2f} of the floor.")
     one, two = results["runs"].get("1"), results["runs"].get("2")
-    if one and two:
-        hit = "GET /v1/me cache hit"
-        lines += ["", f"Scaling 1 -> 2 workers: baseline x{two['baseline']['rps'] / one['baseline']['rps']:.2f}, "
-                      f"cache-hit GET /v1/me x{two[hit]['rps'] / one[hit]['rps']:.2f}."]
+    if one and two and HIT in one and HIT in two:
+        lines.append(f"Scaling 1 -> 2 workers: baseline x{two['baseline']['rps'] / one['baseline']['rps']:.2f}, "
+                     f"cache-hit GET /v1/me x{two[HIT]['rps'] / one[HIT]['rps']:.2f}.")
     return "\n".join(lines) + "\n"
 
 

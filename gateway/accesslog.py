@@ -1,7 +1,7 @@
 """One JSON line per request, written without the logging module.
 
 The hot-path budget (see docs/performance.md) cannot afford a LogRecord per request, so lines are
-collected and written once per event-loop iteration, in chunks that never split a line and stay
+collected and written once per event-loop iteration (their `ts` is that moment's), in chunks that never split a line and stay
 under PIPE_BUF so several workers sharing one stdout never interleave inside a line.
 """
 from __future__ import annotations
@@ -21,7 +21,6 @@ class AccessLog:
         self._lines: list[str] = []
         self._second = 0
         self._stamp = ""
-        self._routes: dict[str | None, str] = {}
 
     def timestamp(self, now: float) -> str:
         second = int(now)
@@ -30,13 +29,19 @@ class AccessLog:
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         return f"{self._stamp}.{int((now - second) * 1000):03d}Z"
 
-    def write(self, method: str, route: str | None, status: int, duration_ms: float, request_id: str,
+    @staticmethod
+    def request_fields(method: str, route: str | None) -> str:
+        """The line's method and route fields; routes render this once, at start-up. The method (an
+        HTTP token) cannot hold a character JSON escapes; the route is encoded."""
+        return f'"method":"{method}","route":{"null" if route is None else encode_string(route)}'
+
+    def write(self, request_fields: str, status: int, duration_ms: float, request_id: str,
               sub: str | None, remote: str | None) -> None:
-        """One line. The method (an HTTP token), the request id (checked or made by us) and the remote
-        address cannot hold a character JSON escapes; the route and the subject are encoded."""
+        """One line. The request id (checked or made by us) and the remote address cannot hold a
+        character JSON escapes; the subject is encoded."""
         line = (
-            f'{{"ts":"{self.timestamp(time.time())}","level":"info","logger":"access","method":"{method}",'
-            f'"route":{self._route_json(route)},"status":{status},"duration_ms":{duration_ms:.3f},'
+            f'"level":"info","logger":"access",{request_fields},'
+            f'"status":{status},"duration_ms":{duration_ms:.3f},'
             f'"request_id":"{request_id}","sub":{"null" if sub is None else encode_string(sub)},'
             f'"remote":{"null" if remote is None else encode_string(remote)}}}'
         )
@@ -48,14 +53,11 @@ class AccessLog:
                 return self.flush()
         self._lines.append(line)
 
-    def _route_json(self, route: str | None) -> str:
-        encoded = self._routes.get(route)
-        if encoded is None:
-            encoded = self._routes[route] = "null" if route is None else encode_string(route)
-        return encoded
-
     def flush(self) -> None:
-        lines, self._lines = self._lines, []
+        # One timestamp for the lines of an event-loop iteration: they were served within it.
+        stamp = f'{{"ts":"{self.timestamp(time.time())}",'
+        lines = [stamp + line for line in self._lines]
+        self._lines = []
         chunk: list[str] = []
         size = 0
         for line in lines:

@@ -5,6 +5,7 @@ registry, for the CLI and the OpenAPI document.
 """
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Mapping
@@ -13,7 +14,7 @@ from aiohttp import web
 
 from gateway import openapi, settings
 from gateway.accesslog import AccessLog
-from gateway.http import core_middleware
+from gateway.http import core_wrapper, no_route
 from gateway.lifecycle import LIFECYCLE, Lifecycle
 from gateway.loader import PluginError, discover
 from gateway.plugin import Plugin, Registry, SetupContext
@@ -70,13 +71,22 @@ def build(environ: Mapping[str, str] | None = None) -> Built:
     for plugin in plugins:
         plugin.setup(SetupContext(app, core, registry, plugin, plugin_settings.get(plugin.name)))
 
-    app.middlewares.append(core_middleware(lifecycle, AccessLog(), core.max_body_bytes, core.trusted_proxies))
-    app.middlewares.extend(registry.ordered_middlewares())
-    add_routes(app, registry, core.body_timeout_seconds)
+    core_wrap = core_wrapper(lifecycle, AccessLog(), core.max_body_bytes, core.trusted_proxies)
+    add_routes(app, registry, core.body_timeout_seconds, core_wrap)
     app[CHECKS] = tuple(registry.checks)
     app[OPENAPI] = openapi.build(registry)
-    app.router.add_get("/openapi.json", serve_openapi)
+    app.router.add_get("/openapi.json", core_wrap(serve_openapi, "GET", "/openapi.json"))
+    app.router.add_route("*", "/{path:.*}", core_wrap(no_route, None, None))  # registered last: matched last
+    app.on_startup.append(freeze_heap)
     return Built(app, registry, core)
+
+
+async def freeze_heap(app: web.Application) -> None:
+    """After start-up (plugins' clients and pools included), move every object to the collector's
+    permanent generation: full collections then scan only what requests allocate, not botocore's
+    and the plugins' long-lived objects, which otherwise stall the loop for tens of milliseconds."""
+    gc.collect()
+    gc.freeze()
 
 
 async def serve_openapi(request: web.Request) -> web.Response:

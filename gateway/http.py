@@ -1,8 +1,11 @@
-"""The core's cross-cutting request handling, as one middleware to keep the hot path short.
+"""The core's cross-cutting request handling, composed into every route's handler at start-up.
 
-It gives every request an id, believes `X-Forwarded-*` only from trusted proxies, refuses bodies
-over the limit, turns every error into problem+json, asks clients to reconnect elsewhere while
-draining, and writes the access line.
+`core_wrapper` wraps each route once, outside every plugin's route wrapper: it gives the request an
+id, believes `X-Forwarded-*` only from trusted proxies, refuses bodies over the route's limit,
+turns every error into problem+json, asks clients to reconnect elsewhere while draining, and writes
+the access line. The application has no aiohttp middleware at all (aiohttp adds a layer of its own
+to any chain, and the hot path cannot afford either), so requests that match no route reach
+`no_route`, a catch-all registered last, which answers 404 or 405 the same way.
 """
 from __future__ import annotations
 
@@ -11,15 +14,15 @@ import itertools
 import logging
 import os
 import re
-import time
+from time import perf_counter
 from typing import Iterable
 
 from aiohttp import web
 
 from gateway.accesslog import AccessLog
 from gateway.lifecycle import Lifecycle
+from gateway.plugin import Handler
 from gateway.problems import Problem, from_http_exception, problem_response
-from gateway.routing import route_spec
 
 log = logging.getLogger("gateway.http")
 
@@ -54,47 +57,61 @@ def client_address(remote: str | None, forwarded_for: str | None, trusted: Itera
     return address
 
 
-def core_middleware(lifecycle: Lifecycle, access_log: AccessLog, max_body_bytes: int, trusted_proxies: tuple):
+def core_wrapper(lifecycle: Lifecycle, access_log: AccessLog, max_body_bytes: int, trusted_proxies: tuple):
+    """`wrap(handler, method, route, max_body)` for each route; `method` None means the request's own."""
     new_id = RequestIds()
 
-    @web.middleware
-    async def middleware(request: web.Request, handler) -> web.StreamResponse:
-        started = time.perf_counter()
-        incoming = request.headers.get("X-Request-Id")
-        request_id = incoming if incoming and SAFE_REQUEST_ID.fullmatch(incoming) else new_id()
-        if trusted_proxies:
-            request = forwarded(request, trusted_proxies)
-        request[REQUEST_ID] = request_id
-        try:
-            length = request.content_length
-            if length is not None and length > max_body_bytes:
-                spec = route_spec(request)
-                limit = spec.max_body if spec is not None and spec.max_body else max_body_bytes
-                if length > limit:
-                    raise Problem(413, "Content Too Large", f"Request bodies here are limited to {limit} bytes.")
-            response = await handler(request)
-        except Problem as problem:
-            response = problem_response(problem, request_id)
-        except web.HTTPException as exc:
-            if exc.status < 400:  # redirects and 304 pass through as they are
-                exc.headers["X-Request-Id"] = request_id
-                raise
-            response = problem_response(from_http_exception(exc), request_id)
-        except Exception:
-            log.exception("unhandled error", extra={"request_id": request_id})
-            response = problem_response(
-                Problem(500, "Internal Server Error", "Something went wrong; quote the request id when reporting it."),
-                request_id,
-            )
-        response.headers["X-Request-Id"] = request_id
-        if lifecycle.draining:
-            response.force_close()
-        resource = request.match_info.route.resource
-        access_log.write(request.method, resource.canonical if resource is not None else None, response.status,
-                         (time.perf_counter() - started) * 1000, request_id, request.get(CALLER), request.remote)
-        return response
+    def wrap(handler: Handler, method: str | None, route: str | None, max_body: int | None = None) -> Handler:
+        limit = max(max_body or 0, max_body_bytes)
+        fixed = access_log.request_fields(method, route) if method is not None else None
 
-    return middleware
+        async def serve(request: web.Request) -> web.StreamResponse:
+            started = perf_counter()
+            incoming = request.headers.get("X-Request-Id")
+            request_id = incoming if incoming and SAFE_REQUEST_ID.fullmatch(incoming) else new_id()
+            if trusted_proxies:
+                request = forwarded(request, trusted_proxies)
+            request[REQUEST_ID] = request_id
+            try:
+                length = request.content_length
+                if length is not None and length > limit:
+                    raise Problem(413, "Content Too Large", f"Request bodies here are limited to {limit} bytes.")
+                response = await handler(request)
+            except Problem as problem:
+                response = problem_response(problem, request_id)
+            except web.HTTPException as exc:
+                if exc.status < 400:  # redirects and 304 pass through as they are
+                    exc.headers["X-Request-Id"] = request_id
+                    raise
+                response = problem_response(from_http_exception(exc), request_id)
+            except Exception:
+                log.exception("unhandled error", extra={"request_id": request_id})
+                response = problem_response(
+                    Problem(500, "Internal Server Error", "Something went wrong; quote the request id when reporting it."),
+                    request_id,
+                )
+            response.headers["X-Request-Id"] = request_id
+            if lifecycle.draining:
+                response.force_close()
+            access_log.write(fixed or access_log.request_fields(request.method, None), response.status,
+                             (perf_counter() - started) * 1000, request_id, request.get(CALLER), request.remote)
+            return response
+
+        return serve
+
+    return wrap
+
+
+async def no_route(request: web.Request) -> web.StreamResponse:
+    """The catch-all route: 405 with `Allow` when another route has this path, else 404."""
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource is not request.match_info.route.resource:
+            allowed |= (await resource.resolve(request))[1]
+    if allowed:
+        raise Problem(405, "Method Not Allowed", f"{request.method} is not allowed here.",
+                      headers={"Allow": ",".join(sorted(allowed))})
+    raise Problem(404, "Not Found", "There is nothing at this path.")
 
 
 def forwarded(request: web.Request, trusted_proxies: tuple) -> web.Request:

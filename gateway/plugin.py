@@ -10,7 +10,8 @@ A plugin is a `Plugin` value exposed as an entry point in the `gateway.plugins` 
         setup=setup,                     # def setup(ctx: SetupContext) -> None
     )
 
-Per-route work is a route wrapper (`ctx.route_wrapper`), cross-cutting work a middleware.
+Work around handlers is a route wrapper (`ctx.route_wrapper`), composed into each route's handler
+once at start-up; there are no aiohttp middlewares (see gateway/http.py for why).
 `setup` runs once per application, in dependency order, and may only register things on the
 `SetupContext`; anything that does I/O goes in a cleanup context (started with the app).
 """
@@ -26,7 +27,6 @@ from marshmallow import Schema
 from gateway.settings import SettingsSchema
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 RouteWrapper = Callable[["RouteSpec", Handler], Handler]
 
@@ -89,13 +89,6 @@ class OrderedWrapper:
     plugin: str
 
 
-@dataclass(frozen=True)
-class OrderedMiddleware:
-    order: int  # lower runs first (further out); the core's own middleware is outside all of them
-    middleware: Middleware
-    plugin: str
-
-
 class SetupContext:
     """What a plugin's `setup` receives: its settings and the registries it adds to."""
 
@@ -112,13 +105,11 @@ class SetupContext:
         self._registry.routes.append(spec)
         return spec
 
-    def middleware(self, middleware: Middleware, order: int) -> None:
-        self._registry.middlewares.append(OrderedMiddleware(order, middleware, self._plugin.name))
-
     def route_wrapper(self, wrap: RouteWrapper, order: int) -> None:
-        """`wrap(spec, handler)` returns the handler to serve `spec` with, once, at start-up: per-route
-        work (auth) costs nothing on routes it does not apply to, and no middleware hop on the
-        others. Lower `order` wraps further out; all wrappers run inside every middleware."""
+        """`wrap(spec, handler)` returns the handler to serve `spec` with, once, at start-up: work a
+        route does not need (auth on a public route) costs it nothing, and work every route needs
+        (return `handler` wrapped for every spec) costs one call. Lower `order` wraps further out;
+        the core's own wrapper (request id, problem+json, access line) is outside all of them."""
         self._registry.route_wrappers.append(OrderedWrapper(order, wrap, self._plugin.name))
 
     def cleanup_ctx(self, context: CleanupContext) -> None:
@@ -152,15 +143,11 @@ class Registry:
 
     plugins: list[Plugin] = field(default_factory=list)
     routes: list[RouteSpec] = field(default_factory=list)
-    middlewares: list[OrderedMiddleware] = field(default_factory=list)
     route_wrappers: list[OrderedWrapper] = field(default_factory=list)
     checks: list[ReadinessCheck] = field(default_factory=list)
     commands: list[Command] = field(default_factory=list)
     security_schemes: dict[str, dict] = field(default_factory=dict)
     services: dict[str, Any] = field(default_factory=dict)
-
-    def ordered_middlewares(self) -> list[Middleware]:
-        return [m.middleware for m in sorted(self.middlewares, key=lambda m: m.order)]
 
     def wrap(self, spec: RouteSpec, handler: Handler) -> Handler:
         for wrapper in sorted(self.route_wrappers, key=lambda w: w.order, reverse=True):

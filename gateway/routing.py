@@ -13,7 +13,6 @@ from gateway.problems import Problem, ValidationProblem
 
 BODY = web.RequestKey("body", dict)
 QUERY = web.RequestKey("query", dict)
-ROUTE_SPECS = web.AppKey("route_specs", dict)
 
 
 async def read_json(request: web.Request, timeout: float) -> object:
@@ -53,14 +52,8 @@ def validating(spec: RouteSpec, body_timeout: float):
     return handler
 
 
-def add_routes(app: web.Application, registry: Registry, body_timeout: float) -> None:
-    by_route = {}
+def add_routes(app: web.Application, registry: Registry, body_timeout: float, core_wrap) -> None:
+    """Each declared route, validated, wrapped by the plugins' route wrappers and then by the core."""
     for spec in registry.routes:
-        route = app.router.add_route(spec.method, spec.path, registry.wrap(spec, validating(spec, body_timeout)))
-        by_route[route] = spec
-    app[ROUTE_SPECS] = by_route
-
-
-def route_spec(request: web.Request) -> RouteSpec | None:
-    """The declaration of the route serving this request (None for 404/405)."""
-    return request.app[ROUTE_SPECS].get(request.match_info.route)
+        handler = registry.wrap(spec, validating(spec, body_timeout))
+        app.router.add_route(spec.method, spec.path, core_wrap(handler, spec.method, spec.path, spec.max_body))

@@ -1,7 +1,7 @@
 """Cache-aside over memcached (emcache) or an in-process cache, after "Scaling Memcache at
 Facebook" (NSDI 2013).
 
-`fetch(key, load)` is the whole read protocol:
+`fetch(key, load, *args)` is the whole read protocol:
 
 - a hit is one `get` and returns the stored bytes as they are;
 - on a miss, concurrent callers in this process share one load (single flight), and across
@@ -49,7 +49,7 @@ LEASE_WAIT = 0.25  # how long others wait for a loader's fill before reading the
 NEGATIVE_TTL = 15
 SAFE_PART = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 
-Load = Callable[[], Awaitable[bytes | None]]
+Load = Callable[..., Awaitable[bytes | None]]
 
 
 @functools.lru_cache(maxsize=65536)  # on every hit: a dict lookup instead of regexes and joins
@@ -127,13 +127,16 @@ class Cache:
         try:
             result = await operation(*args)
         except Exception as exc:
-            self.errors += 1
-            self.last_error = f"{getattr(operation, '__name__', 'operation')}: {exc!r}"[:200]
-            self.breaker.failure()
-            log.debug("cache operation failed", exc_info=True)
-            raise Unavailable(repr(exc)) from exc
+            raise self._failed(operation, exc) from exc
         self.breaker.success()
         return result
+
+    def _failed(self, operation, exc: Exception) -> Unavailable:
+        self.errors += 1
+        self.last_error = f"{getattr(operation, '__name__', 'operation')}: {exc!r}"[:200]
+        self.breaker.failure()
+        log.debug("cache operation failed", exc_info=True)
+        return Unavailable(repr(exc))
 
     async def mark(self, key: bytes, ttl: int) -> None:
         """Set a short-lived marker (e.g. "this caller just wrote"); best effort."""
@@ -149,12 +152,17 @@ class Cache:
         except Unavailable:
             return True
 
-    async def fetch(self, key: bytes, load: Load) -> bytes | None:
-        """The value for key from the cache, else from `load()` (None: there is no such thing)."""
+    async def fetch(self, key: bytes, load: Load, *args) -> bytes | None:
+        """The value for key from the cache, else from `load(*args)` (None: there is no such thing)."""
+        # The hit path is `_op(backend.get)` written out: this runs on nearly every read.
+        if not self.breaker.allow():
+            return await load(*args)
         try:
-            value = await self._op(self.backend.get, key)
-        except Unavailable:
-            return await load()
+            value = await self.backend.get(key)
+        except Exception as exc:
+            self._failed(self.backend.get, exc)
+            return await load(*args)
+        self.breaker.success()
         if value is not None and value[:1] != b"\x00":
             self.hits += 1
             return value
@@ -164,12 +172,12 @@ class Cache:
         self.misses += 1
         flight = self._flights.get(key)
         if flight is None:
-            flight = self._flights[key] = asyncio.ensure_future(self._miss(key, load))
+            flight = self._flights[key] = asyncio.ensure_future(self._miss(key, load, args))
             flight.add_done_callback(lambda done: self._landed(key, done))
             value, _ = await asyncio.shield(flight)
             return value
         value, shared = await asyncio.shield(flight)
-        return value if shared else await load()
+        return value if shared else await load(*args)
 
     def _landed(self, key: bytes, flight: asyncio.Future) -> None:
         if self._flights.get(key) is flight:
@@ -177,7 +185,7 @@ class Cache:
         if not flight.cancelled():
             flight.exception()  # retrieved here, so a failure nobody awaited any more is not logged as lost
 
-    async def _miss(self, key: bytes, load: Load) -> tuple[bytes | None, bool]:
+    async def _miss(self, key: bytes, load: Load, args: tuple) -> tuple[bytes | None, bool]:
         """(value, whether it is current enough to share with callers who joined this flight)."""
         deadline = time.monotonic() + LEASE_WAIT
         waited = False
@@ -185,7 +193,7 @@ class Cache:
             while time.monotonic() < deadline:
                 token = await self._lease(key)
                 if token is not None:
-                    return await self._load_and_fill(key, load, token)
+                    return await self._load_and_fill(key, load, args, token)
                 if not waited:
                     self.lease_waits += 1
                     waited = True
@@ -197,7 +205,7 @@ class Cache:
                 return (None if value == ABSENT else value), True
         except Unavailable:
             pass
-        return await load(), False
+        return await load(*args), False
 
     async def _lease(self, key: bytes) -> int | None:
         """The cas token of a lease this caller now holds on key, or None if someone else holds it."""
@@ -220,9 +228,9 @@ class Cache:
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.05)
 
-    async def _load_and_fill(self, key: bytes, load: Load, token: int) -> tuple[bytes | None, bool]:
+    async def _load_and_fill(self, key: bytes, load: Load, args: tuple, token: int) -> tuple[bytes | None, bool]:
         try:
-            value = await load()
+            value = await load(*args)
         except Exception:
             await self._delete(key)  # waiters take over now instead of when the lease expires
             raise
@@ -328,7 +336,7 @@ class Memcached:
         return self.client
 
     async def get(self, key: bytes) -> bytes | None:
-        item = await self._client.get(key)
+        item = await (self.client if self._discovered else self._client).get(key)  # the hit path
         return item.value if item is not None else None
 
     async def gets(self, key: bytes) -> tuple[bytes, int] | None:
