@@ -34,6 +34,7 @@ test: install-test tools
 
 bench: $(VENV)/.installed-bench tools
 	$(PY) -m bench
+	$(PY) -m bench.layers
 
 clean:
 	rm -rf $(VENV) .venv-checkov var

@@ -1,11 +1,13 @@
 """`python -m bench`: the gateway against the real MariaDB and memcached, driven by wrk on loopback.
 
-For 1 and then 2 gunicorn workers it measures the bare baseline and each scenario, and writes
+For 1 and then 2 gunicorn workers it measures the bare baseline, the floor (bare plus one memcached
+get: the least a cache-hit read can cost; bench/baseline.py) and each scenario, and writes
 bench/results/latest.json plus a Markdown table (bench/results/latest.md) for docs/performance.md.
 Environment: BENCH_SECONDS (default 8), BENCH_USERS (3000), BENCH_CONNECTIONS (64 per worker),
-BENCH_WORKERS ("1,2"), BENCH_ONLY (comma-separated: run only the scenarios whose name contains
-one of them; the baseline always runs) and BENCH_PROFILE=1 (sample the gateway with py-spy during each scenario: a summary is printed
-and the raw samples are kept in bench/results/profile-*.txt).
+BENCH_WORKERS ("1,2"), BENCH_ONLY (comma-separated: run only the scenarios whose name contains one
+of them; the baseline and the floor always run) and BENCH_PROFILE=1 (sample the gateway with py-spy
+during each scenario: a summary is printed and the raw samples are kept in
+bench/results/profile-*.txt). `python -m bench.layers` prices each layer in process.
 """
 from __future__ import annotations
 

@@ -55,25 +55,15 @@ class AccessLog:
 
     def flush(self) -> None:
         # One timestamp for the lines of an event-loop iteration: they were served within it.
-        stamp = f'{{"ts":"{self.timestamp(time.time())}",'
-        lines = [stamp + line for line in self._lines]
+        stamp = f'\n{{"ts":"{self.timestamp(time.time())}",'
+        data = (stamp + stamp.join(self._lines) + "\n").encode()[1:]
         self._lines = []
-        chunk: list[str] = []
-        size = 0
-        for line in lines:
-            if chunk and size + len(line) + 1 > CHUNK:
-                self._emit(chunk)
-                chunk, size = [], 0
-            chunk.append(line)
-            size += len(line) + 1
-        if chunk:
-            self._emit(chunk)
-
-    def _emit(self, lines: list[str]) -> None:
-        data = ("\n".join(lines) + "\n").encode()
         while data:
+            # Cut at a line end at most PIPE_BUF in (a longer line goes whole): a write that size to a
+            # pipe is atomic, so no other worker's line lands inside one of ours.
+            end = len(data) if len(data) <= CHUNK else (data.rfind(b"\n", 0, CHUNK) + 1 or data.find(b"\n") + 1)
             try:
-                written = os.write(self.fd, data)
+                written = os.write(self.fd, data[:end])
             except OSError:
                 return  # stdout gone or full: losing access lines must not fail requests
             data = data[written:]

@@ -2,7 +2,7 @@
 verified as strictly as aws-jwt-verify and then some; provides `principal(request)` as "principal".
 
 jwt.py parses strictly, jwks.py holds the signing keys, verifier.py checks claims and signatures and
-caches the outcome, middleware.py enforces each route's declaration, issuer.py is the local issuer.
+caches the outcome, protect.py enforces each route's declaration, issuer.py is the local issuer.
 """
 import os
 
@@ -11,7 +11,7 @@ from gateway.plugin import Plugin, SetupContext
 from plugins.auth import cli
 from plugins.auth.issuer import CLIENT_ID, ISSUER
 from plugins.auth.jwks import RemoteKeySet
-from plugins.auth.middleware import ORDER, protect
+from plugins.auth.protect import ORDER, protect
 from plugins.auth.principal import Principal, principal
 from plugins.auth.routes import LocalJwks
 from plugins.auth.settings import AuthSettings

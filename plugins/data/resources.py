@@ -171,10 +171,11 @@ class Resource:
         body = json.dumps(await self.data(row, view), ensure_ascii=False, separators=(",", ":")).encode()
         return etag_of(row).encode() + b"\n" + body
 
-    async def read(self, key: str, owner: str | None = None, view: str = DEFAULT) -> bytes | None:
-        """The stored representation (`ETag\\nbody`), from the cache or rendered from the database."""
+    def read(self, key: str, owner: str | None = None, view: str = DEFAULT) -> Awaitable[bytes | None]:
+        """The stored representation (`ETag\\nbody`), from the cache or rendered from the database.
+        Not a coroutine itself: it hands back the cache's, one frame fewer on every read."""
         ck = cache_key(self.name, view, key) if owner is None else cache_key(self.name, view, key, owner)
-        return await self.cache.fetch(ck, self._load, key, owner, view)
+        return self.cache.fetch(ck, self._load, key, owner, view)
 
     async def _load(self, key: str, owner: str | None, view: str) -> bytes | None:
         row = await self.row(key, owner)

@@ -1,4 +1,4 @@
-"""What the middleware lets through, in Cognito mode against a JWKS server of our own."""
+"""What the protect route wrapper lets through, in Cognito mode against a JWKS server of our own."""
 from __future__ import annotations
 
 import asyncio

@@ -1,0 +1,49 @@
+"""The access log's writes: whole lines, each write at most PIPE_BUF bytes (atomic on a pipe shared
+by several workers), one timestamp per flush, and every field JSON-safe."""
+import asyncio
+import json
+import select
+import socket
+
+import pytest
+
+from gateway.accesslog import AccessLog
+
+
+async def written_messages(lines: int, sub: str = "user") -> list[bytes]:
+    # A SOCK_SEQPACKET pair keeps each write a separate message, so the test sees the writes as made.
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    with ours, theirs:
+        log = AccessLog(ours.fileno())
+        fields = log.request_fields("GET", "/v1/users/{id}")
+        for n in range(lines):  # all in one event-loop iteration, as requests served together are
+            log.write(fields, 200, 1.25, f"abc-{n:x}", sub, "10.0.0.1")
+        theirs.setblocking(False)
+        with pytest.raises(BlockingIOError):  # nothing written while the iteration serves requests
+            theirs.recv(1 << 20)
+        await asyncio.sleep(0)  # the next iteration: the flush scheduled by the first write runs
+        messages = []
+        while True:
+            try:
+                messages.append(theirs.recv(1 << 20))
+            except BlockingIOError:
+                return messages
+
+
+async def test_many_lines_are_written_in_atomic_chunks_of_whole_lines():
+    messages = await written_messages(200)
+    assert len(messages) > 1
+    lines = []
+    for message in messages:
+        assert len(message) <= select.PIPE_BUF and message.endswith(b"\n")
+        lines += [json.loads(line) for line in message.decode().splitlines()]
+    assert [line["request_id"] for line in lines] == [f"abc-{n:x}" for n in range(200)]
+    assert {line["route"] for line in lines} == {"/v1/users/{id}"}
+    assert len({line["ts"] for line in lines}) == 1 and lines[0]["ts"].endswith("Z")
+    assert all(line["status"] == 200 and line["duration_ms"] == 1.25 for line in lines)
+
+
+async def test_a_subject_with_quotes_and_control_characters_stays_one_valid_line():
+    (message,) = await written_messages(1, sub='evil"\n{"status":500}')
+    (line,) = message.decode().splitlines()
+    assert json.loads(line)["sub"] == 'evil"\n{"status":500}'
