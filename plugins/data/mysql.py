@@ -88,6 +88,9 @@ class MySQLDatabase:
         self._writer = await self._pool(self.settings.database_url)
         self._reader = await self._pool(self.settings.database_read_url) if self.settings.database_read_url \
             else self._writer
+        # aiomysql lets a newcomer take a freed connection before the waiters it wakes, so under
+        # sustained load some wait past the timeout while others are served: queue in order instead.
+        self._queues = {pool: asyncio.Semaphore(self.settings.pool_max) for pool in {self._writer, self._reader}}
 
     async def _pool(self, url: str) -> aiomysql.Pool:
         recycle = self.settings.pool_recycle
@@ -106,9 +109,15 @@ class MySQLDatabase:
 
     @contextlib.asynccontextmanager
     async def _connection(self, pool: aiomysql.Pool) -> AsyncIterator[aiomysql.Connection]:
+        queue = self._queues[pool]
         try:
             async with asyncio.timeout(self.settings.connect_timeout):
-                connection = await pool.acquire()
+                await queue.acquire()
+                try:
+                    connection = await pool.acquire()
+                except BaseException:
+                    queue.release()
+                    raise
         except Exception as exc:
             if is_broken(exc) or isinstance(exc, pymysql.err.OperationalError):
                 raise DatabaseUnavailable(f"no connection: {exc!r}") from exc
@@ -125,6 +134,7 @@ class MySQLDatabase:
             raise
         finally:
             pool.release(connection)
+            queue.release()
 
     async def _discard_idle(self, pool: aiomysql.Pool) -> None:
         with contextlib.suppress(Exception):
