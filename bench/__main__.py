@@ -3,7 +3,10 @@
 For 1 and then 2 gunicorn workers it measures the bare baseline, the floor (bare plus one memcached
 get: the least a cache-hit read can cost; bench/baseline.py) and each scenario, and writes
 bench/results/latest.json plus a Markdown table (bench/results/latest.md) for docs/performance.md.
-Environment: BENCH_SECONDS (default 8), BENCH_USERS (3000), BENCH_CONNECTIONS (64 per worker),
+Each scenario runs in BENCH_ROUNDS rounds (default 3), each right after a round of the baseline,
+and its ratio is the median of the rounds' ratios: this machine's speed drifts by several percent
+from minute to minute, and adjacent rounds drift together.
+Environment: BENCH_SECONDS (default 8, per scenario across its rounds), BENCH_USERS (3000), BENCH_CONNECTIONS (64 per worker),
 BENCH_WORKERS ("1,2"), BENCH_ONLY (comma-separated: run only the scenarios whose name contains one
 of them; the baseline and the floor always run) and BENCH_PROFILE=1 (sample the gateway with py-spy
 during each scenario: a summary is printed and the raw samples are kept in
@@ -16,6 +19,7 @@ import json
 import os
 import platform
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,6 +41,7 @@ DATABASE = "gateway_bench"
 WORKERS = [int(n) for n in os.environ.get("BENCH_WORKERS", "1,2").split(",")]
 ONLY = [part for part in os.environ.get("BENCH_ONLY", "").split(",") if part]
 PROFILE = os.environ.get("BENCH_PROFILE", "") == "1"
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 FLOOR = "floor: bare + one memcached get"
 HIT = "GET /v1/me cache hit"
 
@@ -148,70 +153,97 @@ def main() -> int:
     return 0
 
 
+def combined(rounds: list[dict]) -> dict:
+    """One row from several rounds: medians of the rates and latencies, sums of the counts."""
+    return {
+        "rps": statistics.median(r["rps"] for r in rounds),
+        "p50_ms": statistics.median(r["p50_ms"] for r in rounds),
+        "p99_ms": statistics.median(r["p99_ms"] for r in rounds),
+        "requests": sum(r["requests"] for r in rounds),
+        "non_2xx": sum(r["non_2xx"] for r in rounds),
+        "socket_errors": sum(r["socket_errors"] for r in rounds),
+        "rounds": len(rounds),
+    }
+
+
 def run_workers(workers: int, env: dict, cache_address: str, tokens, token_file, hot_file, order_file,
                 workdir: Path) -> dict:
-    # One worker: server on CPU 0, wrk on CPU 1, so they do not fight. Two workers: both CPUs shared.
+    # One worker: servers on CPU 0, wrk on CPU 1, so they do not fight. Two workers: both CPUs shared.
     server_cpus, client_cpus = ("0", "1") if workers == 1 else (None, None)
     connections = CONNECTIONS * workers
-    run = {}
+    servers = []
 
-    # The baseline, then the floor: bare plus one memcached get, sent the cache-hit scenario's tokens.
-    for name, factory, tokens_for_floor in [("baseline", "create_app()", None),
-                                            (FLOOR, "create_floor_app()", hot_file)]:
-        port = free_port()
-        reference = start([sys.executable, "-m", "gunicorn", "-w", str(workers), "-k",
-                           "aiohttp.GunicornUVLoopWebWorker", "-b", f"127.0.0.1:{port}", f"bench.baseline:{factory}"],
-                          env, port, server_cpus)
-        try:
-            run[name] = wrk.run(f"http://127.0.0.1:{port}/", seconds=SECONDS, connections=connections,
-                                workdir=workdir, name=name.split(":")[0], cpus=client_cpus, tokens=tokens_for_floor)
-        finally:
-            stop(reference)
-        run[name]["ratio"] = round(run[name]["rps"] / run["baseline"]["rps"], 3)
+    def serve(argv: list[str]) -> str:
+        port = free_port()  # -b and -w on the command line win over the gateway's gunicorn_conf
+        servers.append(start([sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}", *argv],
+                             env, port, server_cpus))
+        return f"http://127.0.0.1:{port}"
 
-    port = free_port()
-    gateway = start([sys.executable, "-m", "gunicorn", "-c", "python:gateway.gunicorn_conf",
-                     "gateway.app:create_app()"],
-                    {**env, "GATEWAY_WORKERS": str(workers), "GATEWAY_PORT": str(port)}, port, server_cpus)
-    base = f"http://127.0.0.1:{port}"
     try:
-        asyncio.run(prepare_profiles(base, tokens))
-        scenarios = [
-            ("core: open no-op", "/bench/open", {}),
-            ("auth: protected no-op", "/bench/protected", {"tokens": hot_file}),
-            (HIT, "/v1/me", {"tokens": hot_file}),
-            # Cold: the cache flushed first, every user's first read a miss. Warm: the same mix again.
-            ("GET /v1/me Zipf mix, cold", "/v1/me", {"tokens": token_file, "order": order_file, "flush": True}),
-            ("GET /v1/me Zipf mix, warm", "/v1/me", {"tokens": token_file, "order": order_file}),
-            ("PATCH /v1/me", "/v1/me", {"tokens": hot_file, "method": "PATCH",
-                                        "body": {"bio": "benchmarking"}}),
-            ("POST /v1/media", "/v1/media", {"tokens": hot_file, "method": "POST",
-                                             "body": {"content_type": "image/jpeg", "size": 123456,
-                                                      "purpose": "attachment"}}),
-            ("GET /health/ready", "/health/ready", {}),
-        ]
-        RESULTS.mkdir(exist_ok=True)
-        for name, path, options in scenarios:
-            if ONLY and not any(part in name for part in ONLY):
-                continue
-            if options.pop("flush", False):
-                flush_cache(cache_address)
+        baseline = serve(["-k", "aiohttp.GunicornUVLoopWebWorker", "bench.baseline:create_app()"])
+        floor = serve(["-k", "aiohttp.GunicornUVLoopWebWorker", "bench.baseline:create_floor_app()"])
+        gateway = serve(["-c", "python:gateway.gunicorn_conf", "gateway.app:create_app()"])
+        asyncio.run(prepare_profiles(gateway, tokens))
+        return measure_scenarios([
+            # The floor gets the cache-hit scenario's tokens.
+            (FLOOR, f"{floor}/", {"tokens": hot_file}),
+            ("core: open no-op", f"{gateway}/bench/open", {}),
+            ("auth: protected no-op", f"{gateway}/bench/protected", {"tokens": hot_file}),
+            (HIT, f"{gateway}/v1/me", {"tokens": hot_file}),
+            # Cold: the cache flushed first, every user's first read a miss (one round, or it warms).
+            # Warm: the same mix again.
+            ("GET /v1/me Zipf mix, cold", f"{gateway}/v1/me", {"tokens": token_file, "order": order_file,
+                                                               "flush": True}),
+            ("GET /v1/me Zipf mix, warm", f"{gateway}/v1/me", {"tokens": token_file, "order": order_file}),
+            ("PATCH /v1/me", f"{gateway}/v1/me", {"tokens": hot_file, "method": "PATCH",
+                                                  "body": {"bio": "benchmarking"}}),
+            ("POST /v1/media", f"{gateway}/v1/media", {"tokens": hot_file, "method": "POST",
+                                                       "body": {"content_type": "image/jpeg", "size": 123456,
+                                                                "purpose": "attachment"}}),
+            ("GET /health/ready", f"{gateway}/health/ready", {}),
+        ], baseline, workers, cache_address, connections, client_cpus, servers[-1].pid, workdir)
+    finally:
+        for server in servers:
+            stop(server)
+
+
+def measure_scenarios(scenarios: list, baseline: str, workers: int, cache_address: str, connections: int,
+                      client_cpus: str | None, gateway_pid: int, workdir: Path) -> dict:
+    """Each scenario in rounds, each round right after a round of the baseline: a machine whose speed
+    drifts (a shared VM does) moves both alike, and the ratio is the median of the rounds' ratios."""
+    run: dict = {}
+    baseline_rounds: list[dict] = []
+    RESULTS.mkdir(exist_ok=True)
+    for name, url, options in scenarios:
+        if name != FLOOR and ONLY and not any(part in name for part in ONLY):
+            continue
+        flush = options.pop("flush", False)
+        rounds = 1 if flush else ROUNDS
+        seconds = max(1, round(SECONDS / rounds))
+        if flush:
+            flush_cache(cache_address)
+        slug = name.split(":")[0].replace(" ", "_").replace("/", "_").replace(",", "")
+        results, ratios, reads = [], [], 0
+        for number in range(rounds):
+            base = wrk.run(f"{baseline}/", seconds=seconds, connections=connections, workdir=workdir,
+                           name="baseline", cpus=client_cpus)
+            baseline_rounds.append(base)
             reads_before = database_reads()
-            slug = name.split(":")[0].replace(" ", "_").replace("/", "_").replace(",", "")
             samples = RESULTS / f"profile-{workers}-{slug}.txt"
-            spy = profile.start(gateway.pid, SECONDS, samples) if PROFILE else None
-            result = wrk.run(f"{base}{path}", seconds=SECONDS, connections=connections, workdir=workdir,
-                             name=slug, cpus=client_cpus, **options)
+            spy = profile.start(gateway_pid, seconds, samples) if PROFILE and number == 0 else None
+            result = wrk.run(url, seconds=seconds, connections=connections, workdir=workdir, name=slug,
+                             cpus=client_cpus, **options)
+            reads += database_reads() - reads_before
             if spy is not None:
                 spy.wait(30)
                 print(f"## {name}, {workers} worker(s)\n{profile.summary(samples)}")
-            result["db_reads_per_1000"] = round((database_reads() - reads_before) * 1000 / max(result["requests"], 1),
-                                                2)
-            result["ratio"] = round(result["rps"] / run["baseline"]["rps"], 3)
-            run[name] = result
-    finally:
-        stop(gateway)
-    return run
+            results.append(result)
+            ratios.append(result["rps"] / base["rps"])
+        run[name] = combined(results)
+        run[name]["ratio"] = round(statistics.median(ratios), 3)
+        if name != FLOOR:
+            run[name]["db_reads_per_1000"] = round(reads * 1000 / max(run[name]["requests"], 1), 2)
+    return {"baseline": {**combined(baseline_rounds), "ratio": 1.0}, **run}
 
 
 def render(results: dict) -> str:
@@ -227,7 +259,7 @@ def render(results: dict) -> str:
     lines.append("")
     for workers, run in results["runs"].items():
         if HIT in run:
-            lines.append(f"{workers} worker(s): the cache hit is {run[HIT]['rps'] / run[FLOOR]['rps']:.2f} of the floor.")
+            lines.append(f"{workers} worker(s): the cache hit is {run[HIT]['ratio'] / run[FLOOR]['ratio']:.2f} of the floor.")
     one, two = results["runs"].get("1"), results["runs"].get("2")
     if one and two and HIT in one and HIT in two:
         lines.append(f"Scaling 1 -> 2 workers: baseline x{two['baseline']['rps'] / one['baseline']['rps']:.2f}, "

@@ -15,7 +15,7 @@ import logging
 import os
 import re
 from time import perf_counter
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Protocol
 
 from aiohttp import web
 
@@ -26,7 +26,13 @@ from gateway.problems import Problem, from_http_exception, problem_response
 
 log = logging.getLogger("gateway.http")
 
-CALLER = web.RequestKey("caller", str)  # the authenticated subject, for the access line
+
+class Caller(Protocol):
+    sub: str
+
+
+# The authenticated caller, set by an auth plugin's route wrapper; the access line records its `sub`.
+CALLER = web.RequestKey("caller", Caller)
 SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 
@@ -86,8 +92,9 @@ def core_wrapper(lifecycle: Lifecycle, access_log: AccessLog, max_body_bytes: in
             response.headers["X-Request-Id"] = request_id
             if lifecycle.draining:
                 response.force_close()
+            caller = request.get(CALLER)
             access_log.write(fixed or access_log.request_fields(request.method, None), response.status,
-                             (perf_counter() - started) * 1000, request_id, request.get(CALLER), request.remote)
+                             (perf_counter() - started) * 1000, request_id, caller and caller.sub, request.remote)
             return response
 
         return serve

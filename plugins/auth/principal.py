@@ -7,6 +7,7 @@ from typing import Any, Mapping
 
 from aiohttp import web
 
+from gateway.http import CALLER
 from gateway.problems import Problem
 
 
@@ -34,13 +35,10 @@ class Principal:
         )
 
 
-PRINCIPAL = web.RequestKey("principal", Principal)
-
-
 def principal(request: web.Request) -> Principal:
     """The caller of a protected route. On a public route there is none, and the caller is asked for one."""
     try:
-        return request[PRINCIPAL]
+        return request[CALLER]  # set by the protect route wrapper
     except KeyError:
         raise Problem(401, "Unauthorized", "This request needs a bearer token.",
                       headers={"WWW-Authenticate": 'Bearer realm="gateway"'}) from None

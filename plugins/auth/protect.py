@@ -14,7 +14,6 @@ from gateway.http import CALLER
 from gateway.problems import Problem
 from gateway.plugin import RouteSpec
 from plugins.auth.jwt import TokenError
-from plugins.auth.principal import PRINCIPAL
 from plugins.auth.verifier import Verifier
 
 REALM = 'Bearer realm="gateway"'
@@ -53,8 +52,7 @@ def protect(verifier: Verifier):
                 raise Problem(403, "Forbidden", "The token lacks a scope this needs.", headers={
                     "WWW-Authenticate": f'{REALM}, error="insufficient_scope", scope="{" ".join(spec.scopes)}"'
                 })
-            request[PRINCIPAL] = principal
-            request[CALLER] = principal.sub
+            request[CALLER] = principal
             return await handler(request)
 
         return protected
