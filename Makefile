@@ -35,6 +35,7 @@ test: install-test tools
 bench: $(VENV)/.installed-bench tools
 	$(PY) -m bench
 	$(PY) -m bench.layers
+	$(PY) -m bench.instructions
 
 clean:
 	rm -rf $(VENV) .venv-checkov var

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the machine-level tools that `make test` and `make bench` need:
-# memcached, packer (Debian's 1.6.6), shellcheck and wrk from Debian, and checkov in its own venv.
+# memcached, packer (Debian's 1.6.6), shellcheck, wrk and valgrind from Debian, and checkov in its own venv.
 set -euo pipefail
 
 want=()
@@ -8,6 +8,7 @@ command -v memcached >/dev/null || want+=(memcached)
 command -v packer >/dev/null || want+=(packer)
 command -v shellcheck >/dev/null || want+=(shellcheck)
 command -v wrk >/dev/null || want+=(wrk)
+command -v callgrind_control >/dev/null || want+=(valgrind)
 command -v systemd-analyze >/dev/null || want+=(systemd)
 
 if [ ${#want[@]} -gt 0 ]; then

@@ -1,0 +1,125 @@
+"""`python -m bench.instructions`: instructions per request, counted by callgrind, for the bare
+baseline, the floor and the gateway's hot-path scenarios, each as a ratio to the baseline.
+
+wrk's figures on a shared VM move by several percent from minute to minute; callgrind counts the
+instructions a server executes, the same in every run for the same code and requests, so a change
+of a few hundred instructions in one layer shows. Each server runs in one process under valgrind
+(some fifty times slower), is warmed up, and counts only while a client sends exactly
+INSTRUCTIONS_REQUESTS requests (default 2000) over 64 keep-alive connections. Instructions are not
+time (cache misses and the kernel's work are not in them), so the ratios are a ruler for changes,
+not the throughput; for the cache hit they came within a few percent of wrk's (docs/performance.md).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import aiohttp
+
+from bench.__main__ import DATABASE, FLOOR, HIT, RESULTS, ROOT, install_bench_plugin, mysql
+from bench.baseline import HOT_USERS
+from tests.servers import free_port, memcached, wait_for_port
+
+REQUESTS = int(os.environ.get("INSTRUCTIONS_REQUESTS", "2000"))
+CONNECTIONS = 64
+WARM_UP = 300  # after the users' first reads (which create the profiles), warms the server
+
+SCENARIOS = [  # name, application, path, whether requests carry a bearer token
+    ("baseline", "bench.baseline:create_app", "/", False),
+    (FLOOR, "bench.baseline:create_floor_app", "/", True),
+    ("core: open no-op", "gateway.app:create_app", "/bench/open", False),
+    ("auth: protected no-op", "gateway.app:create_app", "/bench/protected", True),
+    (HIT, "gateway.app:create_app", "/v1/me", True),
+]
+
+
+def serve(application: str, port: int) -> None:
+    """The server side: one process, no gunicorn (valgrind follows one process), aiohttp's uvloop."""
+    import importlib
+
+    import uvloop
+    from aiohttp import web
+
+    module, factory = application.split(":")
+    app = getattr(importlib.import_module(module), factory)()
+    uvloop.install()
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+async def send(url: str, count: int, tokens: list[str], connections: int = CONNECTIONS) -> None:
+    queue = iter(range(count))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as session:
+        async def client() -> None:
+            for n in queue:
+                headers = {"Authorization": f"Bearer {tokens[n % len(tokens)]}"} if tokens else {}
+                async with session.get(url, headers=headers) as response:
+                    await response.read()
+                    assert response.status == 200, (url, response.status)
+
+        await asyncio.gather(*(client() for _ in range(connections)))
+
+
+def count(application: str, path: str, tokens: list[str], env: dict, output: Path) -> int:
+    port = free_port()
+    server = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={output}",
+         sys.executable, "-m", "bench.instructions", "serve", application, str(port)],
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, server, timeout=300)
+        url = f"http://127.0.0.1:{port}{path}"
+        asyncio.run(send(url, len(tokens) or 1, tokens, connections=1))  # each user's first read, one by one
+        asyncio.run(send(url, WARM_UP, tokens))
+        subprocess.run(["callgrind_control", "--instr=on", str(server.pid)], check=True, capture_output=True)
+        asyncio.run(send(url, REQUESTS, tokens))
+        subprocess.run(["callgrind_control", "--instr=off", str(server.pid)], check=True, capture_output=True)
+        subprocess.run(["callgrind_control", "--dump", str(server.pid)], check=True, capture_output=True)
+    finally:
+        server.terminate()
+        server.wait(60)
+    dumps = [path for path in output.parent.glob(output.name + "*")]
+    return max(int(match.group(1)) for dump in dumps
+               if (match := re.search(r"^totals:\s+(\d+)", dump.read_text(), re.M)))
+
+
+def main() -> int:
+    install_bench_plugin()
+    workdir = Path(tempfile.mkdtemp(prefix="gw-instructions-"))
+    cache = memcached().start()
+    mysql(f"DROP DATABASE IF EXISTS {DATABASE}")
+    mysql(f"CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    env = {**os.environ, "GATEWAY_ENV": "test", "GATEWAY_DATA_DIR": str(workdir / "var"),
+           "GATEWAY_PLUGINS": "health,auth,data,media,bench", "GATEWAY_LOG_LEVEL": "WARNING",
+           "DATABASE_URL": f"mysql://root@127.0.0.1:3306/{DATABASE}", "CACHE_URL": f"memcached://{cache.address}"}
+    try:
+        subprocess.run([sys.executable, "-m", "gateway", "migrate"], env=env, cwd=ROOT, check=True)
+        from plugins.auth.issuer import LocalIssuer
+
+        issuer = LocalIssuer(workdir / "var" / "dev-signing-key.pem")
+        tokens = [issuer.mint(f"bench-user-{n:05d}", username=f"user{n}", ttl=7200) for n in range(HOT_USERS)]
+        counts = {}
+        for name, application, path, with_tokens in SCENARIOS:
+            slug = re.sub(r"\W+", "_", name)
+            counts[name] = count(application, path, tokens if with_tokens else [], env,
+                                 workdir / f"callgrind-{slug}.out") / REQUESTS
+    finally:
+        cache.stop()
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "instructions.json").write_text(json.dumps(counts, indent=2))
+    print("| scenario | instructions per request | ratio to bare |\n| --- | --- | --- |")
+    for name, instructions in counts.items():
+        print(f"| {name} | {instructions:,.0f} | {counts['baseline'] / instructions:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["serve"]:
+        serve(sys.argv[2], int(sys.argv[3]))
+    else:
+        sys.exit(main())
