@@ -5,7 +5,8 @@ wrk's figures on a shared VM move by several percent from minute to minute; call
 instructions a server executes, the same in every run for the same code and requests, so a change
 of a few hundred instructions in one layer shows. Each server runs in one process under valgrind
 (some fifty times slower), is warmed up, and counts only while a client sends exactly
-INSTRUCTIONS_REQUESTS requests (default 2000) over 64 keep-alive connections. Instructions are not
+INSTRUCTIONS_REQUESTS requests (default 2000) over 64 keep-alive connections. BENCH_ONLY selects
+scenarios as for `python -m bench`. Instructions are not
 time (cache misses and the kernel's work are not in them), so the ratios are a ruler for changes,
 not the throughput; for the cache hit they came within a few percent of wrk's (docs/performance.md).
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.__main__ import DATABASE, FLOOR, HIT, RESULTS, ROOT, install_bench_plugin, mysql
+from bench.__main__ import DATABASE, FLOOR, HIT, ONLY, RESULTS, ROOT, install_bench_plugin, mysql
 from bench.baseline import HOT_USERS
 from tests.servers import free_port, memcached, wait_for_port
 
@@ -105,6 +106,8 @@ def main() -> int:
         tokens = [issuer.mint(f"bench-user-{n:05d}", username=f"user{n}", ttl=7200) for n in range(HOT_USERS)]
         counts = {}
         for name, application, path, with_tokens in SCENARIOS:
+            if name != "baseline" and ONLY and not any(part in name for part in ONLY):
+                continue
             slug = re.sub(r"\W+", "_", name)
             counts[name] = count(application, path, tokens if with_tokens else [], env,
                                  workdir / f"callgrind-{slug}.out") / REQUESTS
