@@ -107,10 +107,10 @@ def zipf_order(count: int, length: int = 200_000, exponent: float = 1.1) -> list
     return random.Random(11).choices(ranks, weights=weights, k=length)
 
 
-def main() -> int:
+def prepare(workdir: Path, cache_address: str, users: int) -> tuple[dict, list[str]]:
+    """The environment of a gateway with the bench plugin on a fresh, migrated database, and `users`
+    bearer tokens from its local issuer."""
     install_bench_plugin()
-    workdir = Path(tempfile.mkdtemp(prefix="gw-bench-"))
-    cache = memcached().start()
     mysql(f"DROP DATABASE IF EXISTS {DATABASE}")
     mysql(f"CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
     env = {
@@ -119,16 +119,20 @@ def main() -> int:
         "GATEWAY_DATA_DIR": str(workdir / "var"),
         "GATEWAY_PLUGINS": "health,auth,data,media,bench",
         "DATABASE_URL": f"mysql://root@127.0.0.1:3306/{DATABASE}",
-        "CACHE_URL": f"memcached://{cache.address}",
+        "CACHE_URL": f"memcached://{cache_address}",
         "GATEWAY_LOG_LEVEL": "WARNING",
     }
     subprocess.run([sys.executable, "-m", "gateway", "migrate"], env=env, cwd=ROOT, check=True)
-
-    sys.path.insert(0, str(ROOT))
     from plugins.auth.issuer import LocalIssuer
 
-    issuer = LocalIssuer(Path(env["GATEWAY_DATA_DIR"]) / "dev-signing-key.pem")
-    tokens = [issuer.mint(f"bench-user-{n:05d}", username=f"user{n}", ttl=7200) for n in range(USERS)]
+    issuer = LocalIssuer(workdir / "var" / "dev-signing-key.pem")
+    return env, [issuer.mint(f"bench-user-{n:05d}", username=f"user{n}", ttl=7200) for n in range(users)]
+
+
+def main() -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="gw-bench-"))
+    cache = memcached().start()
+    env, tokens = prepare(workdir, cache.address, USERS)
     token_file = workdir / "tokens.txt"
     token_file.write_text("\n".join(tokens) + "\n")
     hot_file = workdir / "hot.txt"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.__main__ import DATABASE, FLOOR, HIT, ONLY, RESULTS, ROOT, install_bench_plugin, mysql
+from bench.__main__ import FLOOR, HIT, ONLY, RESULTS, ROOT, prepare
 from bench.baseline import HOT_USERS
 from tests.servers import free_port, memcached, wait_for_port
 
@@ -90,23 +90,13 @@ def count(application: str, path: str, tokens: list[str], env: dict, output: Pat
 
 
 def main() -> int:
-    install_bench_plugin()
     workdir = Path(tempfile.mkdtemp(prefix="gw-instructions-"))
     cache = memcached().start()
-    mysql(f"DROP DATABASE IF EXISTS {DATABASE}")
-    mysql(f"CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-    env = {**os.environ, "GATEWAY_ENV": "test", "GATEWAY_DATA_DIR": str(workdir / "var"),
-           "GATEWAY_PLUGINS": "health,auth,data,media,bench", "GATEWAY_LOG_LEVEL": "WARNING",
-           "DATABASE_URL": f"mysql://root@127.0.0.1:3306/{DATABASE}", "CACHE_URL": f"memcached://{cache.address}"}
     try:
-        subprocess.run([sys.executable, "-m", "gateway", "migrate"], env=env, cwd=ROOT, check=True)
-        from plugins.auth.issuer import LocalIssuer
-
-        issuer = LocalIssuer(workdir / "var" / "dev-signing-key.pem")
-        tokens = [issuer.mint(f"bench-user-{n:05d}", username=f"user{n}", ttl=7200) for n in range(HOT_USERS)]
+        env, tokens = prepare(workdir, cache.address, HOT_USERS)
         counts = {}
         for name, application, path, with_tokens in SCENARIOS:
-            if name != "baseline" and ONLY and not any(part in name for part in ONLY):
+            if name not in ("baseline", FLOOR) and ONLY and not any(part in name for part in ONLY):
                 continue
             slug = re.sub(r"\W+", "_", name)
             counts[name] = count(application, path, tokens if with_tokens else [], env,
