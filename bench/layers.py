@@ -1,8 +1,8 @@
 """`python -m bench.layers`: what each layer of the hot path costs, in process, without HTTP.
 
 wrk measures the whole server, where a microsecond of ours is lost among aiohttp's parsing and
-writing; this calls the routes' composed handlers directly on mocked requests, so a change to one
-layer shows in the next run. The gateway runs on its embedded defaults (SQLite, in-process cache,
+writing; this calls the routes' composed handlers directly, on a new request each time made as
+aiohttp's server makes them, so a change to one layer shows in the next run. The gateway runs on its embedded defaults (SQLite, in-process cache,
 local issuer) with the bench plugin's no-op routes. Every figure is also given as a ratio to a bare
 aiohttp JSON handler timed the same way in the same run. Environment: LAYERS_CALLS (default 50000).
 """
@@ -19,10 +19,10 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
+from bench.__main__ import ROOT, install_bench_plugin
 from bench.baseline import handler as bare
 
 CALLS = int(os.environ.get("LAYERS_CALLS", "50000"))
-ROOT = Path(__file__).resolve().parent.parent
 
 
 async def per_call(handler, new_request) -> float:
@@ -79,9 +79,7 @@ async def measure(app: web.Application, token: str) -> list[tuple[str, float]]:
 
 
 def main() -> int:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
-                    "--no-build-isolation", str(ROOT / "bench" / "plugin")], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    install_bench_plugin()
     workdir = Path(tempfile.mkdtemp(prefix="gw-layers-"))
     os.environ.update({"GATEWAY_ENV": "test", "GATEWAY_DATA_DIR": str(workdir),
                        "GATEWAY_PLUGINS": "health,auth,data,media,bench", "GATEWAY_LOG_LEVEL": "WARNING"})
