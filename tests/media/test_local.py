@@ -154,7 +154,7 @@ async def test_the_list_is_the_callers_newest_first_in_pages(app, caller):
     auth, _ = caller()
     other, _ = caller()
     await app.create(other)
-    ids = [(await app.create(auth, "attachment"))["media"]["id"] for _ in range(5)]
+    created = [(await app.create(auth, "attachment"))["media"] for _ in range(5)]
     seen, cursor = [], None
     while True:
         page = await (await app.client.get("/v1/media", params={"limit": 2, **({"cursor": cursor} if cursor else {})},
@@ -164,7 +164,8 @@ async def test_the_list_is_the_callers_newest_first_in_pages(app, caller):
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    assert seen == ids[::-1]
+    # Newest first; records made in the same millisecond (created_at's precision) come in id order.
+    assert seen == [media["id"] for media in sorted(created, key=lambda m: (m["created_at"], m["id"]), reverse=True)]
 
 
 async def test_delete_removes_object_and_record_and_is_idempotent(app, caller, root):
