@@ -72,6 +72,38 @@ async def test_a_slow_query_times_out_and_its_connection_is_not_reused(mysql_dat
         await database.close()
 
 
+async def test_a_freed_connection_goes_to_the_caller_waiting_longest_not_to_a_newcomer(mysql_database):
+    # aiomysql alone hands it to whoever asks first after the release, so under load some callers
+    # waited past the timeout (503) while newer ones were served.
+    database = await opened(mysql_database, DATABASE_POOL_MAX="1")
+    order = []
+    inside, release = asyncio.Event(), asyncio.Event()
+
+    async def use(name: str) -> None:
+        async with database.transaction() as tx:
+            await tx.fetch_one("SELECT 1 AS one")
+            order.append(name)
+            if name == "holder":
+                inside.set()
+                await release.wait()
+
+    async def holder_then_newcomer() -> None:
+        await use("holder")
+        await use("newcomer")  # asks the moment the holder's connection is free
+
+    try:
+        holding = asyncio.create_task(holder_then_newcomer())
+        await inside.wait()
+        waiting = asyncio.create_task(use("waiter"))
+        for _ in range(20):  # the waiter gets in line: it does no I/O before it waits
+            await asyncio.sleep(0)
+        release.set()
+        await asyncio.gather(holding, waiting)
+        assert order == ["holder", "waiter", "newcomer"]
+    finally:
+        await database.close()
+
+
 async def test_a_read_whose_connection_is_killed_is_retried_on_a_new_one(database, admin):
     if database.dialect != "mysql":
         pytest.skip("connections are MySQL's")
