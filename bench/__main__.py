@@ -6,11 +6,12 @@ bench/results/latest.json plus a Markdown table (bench/results/latest.md) for do
 Each scenario runs in BENCH_ROUNDS rounds (default 3), each right after a round of the baseline,
 and its ratio is the median of the rounds' ratios: this machine's speed drifts by several percent
 from minute to minute, and adjacent rounds drift together.
-Environment: BENCH_SECONDS (default 8, per scenario across its rounds), BENCH_USERS (3000), BENCH_CONNECTIONS (64 per worker),
-BENCH_WORKERS ("1,2"), BENCH_ONLY (comma-separated: run only the scenarios whose name contains one
-of them; the baseline and the floor always run) and BENCH_PROFILE=1 (sample the gateway with py-spy
-during each scenario: a summary is printed and the raw samples are kept in
-bench/results/profile-*.txt). `python -m bench.layers` prices each layer in process.
+Environment: BENCH_SECONDS (default 8, per scenario across its rounds), BENCH_USERS (3000),
+BENCH_CONNECTIONS (64 per worker), BENCH_WORKERS ("1,2"), BENCH_ONLY (comma-separated: run only
+the scenarios whose name contains one of them; the baseline and the floor always run) and
+BENCH_PROFILE=1 (sample the gateway with py-spy during each scenario: a summary is printed and the
+raw samples are kept in bench/results/profile-*.txt). `python -m bench.layers` prices each layer in
+process; `python -m bench.instructions` counts instructions per request under callgrind.
 """
 from __future__ import annotations
 
@@ -187,6 +188,7 @@ def run_workers(workers: int, env: dict, cache_address: str, tokens, token_file,
         baseline = serve(["-k", "aiohttp.GunicornUVLoopWebWorker", "bench.baseline:create_app()"])
         floor = serve(["-k", "aiohttp.GunicornUVLoopWebWorker", "bench.baseline:create_floor_app()"])
         gateway = serve(["-c", "python:gateway.gunicorn_conf", "gateway.app:create_app()"])
+        gateway_pid = servers[-1].pid
         asyncio.run(prepare_profiles(gateway, tokens))
         return measure_scenarios([
             # The floor gets the cache-hit scenario's tokens.
@@ -205,7 +207,7 @@ def run_workers(workers: int, env: dict, cache_address: str, tokens, token_file,
                                                        "body": {"content_type": "image/jpeg", "size": 123456,
                                                                 "purpose": "attachment"}}),
             ("GET /health/ready", f"{gateway}/health/ready", {}),
-        ], baseline, workers, cache_address, connections, client_cpus, servers[-1].pid, workdir)
+        ], baseline, workers, cache_address, connections, client_cpus, gateway_pid, workdir)
     finally:
         for server in servers:
             stop(server)

@@ -1,8 +1,9 @@
 """One JSON line per request, written without the logging module.
 
 The hot-path budget (see docs/performance.md) cannot afford a LogRecord per request, so lines are
-collected and written once per event-loop iteration (their `ts` is that moment's), in chunks that never split a line and stay
-under PIPE_BUF so several workers sharing one stdout never interleave inside a line.
+collected and written once per event-loop iteration (their `ts` is that moment's), in chunks that
+never split a line and stay under PIPE_BUF so several workers sharing one stdout never interleave
+inside a line.
 """
 from __future__ import annotations
 

@@ -336,7 +336,7 @@ class Memcached:
         return self.client
 
     async def get(self, key: bytes) -> bytes | None:
-        item = await (self.client if self._discovered else self._client).get(key)  # the hit path
+        item = await self._client.get(key)
         return item.value if item is not None else None
 
     async def gets(self, key: bytes) -> tuple[bytes, int] | None:

@@ -94,13 +94,13 @@ def etag_listed(header: str, etag: str, *, weak: bool) -> bool:
 
 def respond(request: web.Request, stored: bytes, status: int = 200) -> web.Response:
     etag, _, body = stored.partition(b"\n")
-    etag = etag.decode()
+    headers = {"ETag": etag.decode(), "Cache-Control": "private, no-cache"}
     if_none_match = request.headers.get("If-None-Match") if request.method == "GET" else None
-    if if_none_match is not None and etag_listed(if_none_match, etag, weak=True):
-        return web.Response(status=304, headers={"ETag": etag, "Cache-Control": "private, no-cache"})
+    if if_none_match is not None and etag_listed(if_none_match, headers["ETag"], weak=True):
+        return web.Response(status=304, headers=headers)
     # Content-Type as a header, not `content_type=`: aiohttp then skips parsing it (the hot path).
-    return web.Response(status=status, body=body, headers={
-        "Content-Type": "application/json", "ETag": etag, "Cache-Control": "private, no-cache"})
+    headers["Content-Type"] = "application/json"
+    return web.Response(status=status, body=body, headers=headers)
 
 
 def not_found(name: str) -> Problem:
