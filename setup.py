@@ -40,6 +40,7 @@ setup(
             "health = plugins.health:plugin",
             "auth = plugins.auth:plugin",
             "data = plugins.data:plugin",
+            "profiles = plugins.profiles:plugin",
             "media = plugins.media:plugin",
         ],
     },

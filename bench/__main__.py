@@ -31,7 +31,7 @@ import pymysql
 
 from bench import profile, wrk
 from bench.baseline import HOT_USERS
-from tests.servers import free_port, memcached, wait_for_port
+from devsupport.servers import free_port, memcached, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -118,7 +118,7 @@ def prepare(workdir: Path, cache_address: str, users: int) -> tuple[dict, list[s
         **os.environ,
         "GATEWAY_ENV": "test",
         "GATEWAY_DATA_DIR": str(workdir / "var"),
-        "GATEWAY_PLUGINS": "health,auth,data,media,bench",
+        "GATEWAY_PLUGINS": "health,auth,data,profiles,media,bench",
         "DATABASE_URL": f"mysql://root@127.0.0.1:3306/{DATABASE}",
         "CACHE_URL": f"memcached://{cache_address}",
         "GATEWAY_LOG_LEVEL": "WARNING",

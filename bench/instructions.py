@@ -25,7 +25,7 @@ import aiohttp
 
 from bench.__main__ import FLOOR, HIT, ONLY, RESULTS, ROOT, prepare
 from bench.baseline import HOT_USERS
-from tests.servers import free_port, memcached, wait_for_port
+from devsupport.servers import free_port, memcached, wait_for_port
 
 REQUESTS = int(os.environ.get("INSTRUCTIONS_REQUESTS", "2000"))
 CONNECTIONS = 64

@@ -82,7 +82,7 @@ def main() -> int:
     install_bench_plugin()
     workdir = Path(tempfile.mkdtemp(prefix="gw-layers-"))
     os.environ.update({"GATEWAY_ENV": "test", "GATEWAY_DATA_DIR": str(workdir),
-                       "GATEWAY_PLUGINS": "health,auth,data,media,bench", "GATEWAY_LOG_LEVEL": "WARNING"})
+                       "GATEWAY_PLUGINS": "health,auth,data,profiles,media,bench", "GATEWAY_LOG_LEVEL": "WARNING"})
     from gateway.app import create_app
     from plugins.auth.issuer import LocalIssuer
 

@@ -17,7 +17,7 @@ from gateway.accesslog import AccessLog
 from gateway.http import core_wrapper, no_route
 from gateway.lifecycle import LIFECYCLE, Lifecycle
 from gateway.loader import PluginError, discover
-from gateway.plugin import Plugin, Registry, SetupContext
+from gateway.plugin import Plugin, Registry, RouteSpec, SetupContext
 from gateway.readiness import CHECKS
 from gateway.routing import add_routes
 
@@ -64,19 +64,24 @@ def build(environ: Mapping[str, str] | None = None) -> Built:
     # Headers up to 16 KiB reach the app, so an oversized bearer token gets the auth plugin's 401
     # rather than a bare parser error; beyond that aiohttp refuses the request itself.
     app = web.Application(client_max_size=core.max_body_bytes, handler_args={"max_field_size": 16384})
-    registry = Registry(plugins=plugins)
+    registry = Registry()
     lifecycle = Lifecycle(core.drain_seconds)
     app[LIFECYCLE] = lifecycle
     app[CORE] = core
     for plugin in plugins:
         plugin.setup(SetupContext(app, core, registry, plugin, plugin_settings.get(plugin.name)))
+    for callback in registry.after_setup:
+        callback()
 
+    # The core's own routes, after every plugin's: the catch-all is matched last.
+    registry.routes.append(RouteSpec("GET", "/openapi.json", serve_openapi, "This API's OpenAPI document", "core",
+                                     public=True, documented=False))
+    registry.routes.append(RouteSpec("*", "/{path:.*}", no_route, "Anything else: 404 or 405", "core",
+                                     public=True, documented=False))
     core_wrap = core_wrapper(lifecycle, AccessLog(), core.max_body_bytes, core.trusted_proxies)
     add_routes(app, registry, core.body_timeout_seconds, core_wrap)
     app[CHECKS] = tuple(registry.checks)
     app[OPENAPI] = openapi.build(registry)
-    app.router.add_get("/openapi.json", core_wrap(serve_openapi, "GET", "/openapi.json"))
-    app.router.add_route("*", "/{path:.*}", core_wrap(no_route, None, None))  # registered last: matched last
     app.on_startup.append(freeze_heap)
     return Built(app, registry, core)
 

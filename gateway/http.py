@@ -21,7 +21,7 @@ from aiohttp import web
 
 from gateway.accesslog import AccessLog
 from gateway.lifecycle import Lifecycle
-from gateway.plugin import Handler
+from gateway.plugin import Handler, RouteSpec, RouteWrapper
 from gateway.problems import Problem, from_http_exception, problem_response
 
 log = logging.getLogger("gateway.http")
@@ -57,13 +57,14 @@ def client_address(remote: str | None, forwarded_for: str | None, trusted: Itera
     return address
 
 
-def core_wrapper(lifecycle: Lifecycle, access_log: AccessLog, max_body_bytes: int, trusted_proxies: tuple):
-    """`wrap(handler, method, route, max_body)` for each route; `method` None means the request's own."""
+def core_wrapper(lifecycle: Lifecycle, access_log: AccessLog, max_body_bytes: int, trusted_proxies: tuple) -> RouteWrapper:
+    """The core's route wrapper, the same `(spec, handler)` shape as the plugins'."""
     new_id = request_ids()
 
-    def wrap(handler: Handler, method: str | None, route: str | None, max_body: int | None = None) -> Handler:
-        limit = max(max_body or 0, max_body_bytes)
-        fixed = access_log.request_fields(method, route) if method is not None else None
+    def wrap(spec: RouteSpec, handler: Handler) -> Handler:
+        limit = max(spec.max_body or 0, max_body_bytes)
+        any_method = spec.method == "*"  # the catch-all: the line names the request's method, no route
+        fixed = None if any_method else access_log.request_fields(spec.method, spec.path)
 
         async def serve(request: web.Request) -> web.StreamResponse:
             started = perf_counter()

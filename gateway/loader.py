@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
-from gateway.plugin import Plugin
+from gateway.plugin import Plugin, ServiceKey
 
 GROUP = "gateway.plugins"
 
@@ -34,17 +34,22 @@ def discover(names: tuple[str, ...]) -> list[Plugin]:
 
 def order(plugins: list[Plugin]) -> list[Plugin]:
     """Topological order over provides/requires; stable with respect to the given order."""
-    providers: dict[str, Plugin] = {}
+    for plugin in plugins:
+        for service in (*plugin.provides, *plugin.requires):
+            if not isinstance(service, ServiceKey):
+                raise PluginError(f"plugin {plugin.name!r} names service {service!r} by a string: use the "
+                                  "provider's ServiceKey (for example plugins.data.api.DATABASE)")
+    providers: dict[ServiceKey, Plugin] = {}
     for plugin in plugins:
         for service in plugin.provides:
             if service in providers:
-                raise PluginError(f"{service!r} is provided by both {providers[service].name!r} and {plugin.name!r}")
+                raise PluginError(f"{service.name!r} is provided by both {providers[service].name!r} and {plugin.name!r}")
             providers[service] = plugin
     for plugin in plugins:
         missing = [service for service in plugin.requires if service not in providers]
         if missing:
             raise PluginError(
-                f"plugin {plugin.name!r} requires {', '.join(repr(s) for s in missing)}, "
+                f"plugin {plugin.name!r} requires {', '.join(repr(s.name) for s in missing)}, "
                 "which no loaded plugin provides (check GATEWAY_PLUGINS)"
             )
 

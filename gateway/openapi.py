@@ -45,6 +45,8 @@ def build(registry: Registry, title: str = "Mobile gateway", version: str = "0.1
 
     paths: dict[str, dict] = {}
     for route in registry.routes:
+        if not route.documented:
+            continue
         operation: dict = {
             "summary": route.summary,
             "operationId": operation_id(route.method, route.path),
@@ -73,14 +75,13 @@ def build(registry: Registry, title: str = "Mobile gateway", version: str = "0.1
             operation["responses"].setdefault(
                 status, {"description": description, "content": {"application/problem+json": {"schema": problem}}}
             )
-        openapi_path = route.path
         parameters = [segment[1:-1].split(":")[0] for segment in route.path.split("/") if segment.startswith("{")]
         if parameters:
             operation.setdefault("parameters", [])
             operation["parameters"] = [
                 {"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in parameters
             ] + operation["parameters"]
-        paths.setdefault(openapi_path, {})[route.method.lower()] = operation
+        paths.setdefault(route.path, {})[route.method.lower()] = operation
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
     return spec.to_dict()

@@ -2,13 +2,19 @@
 
 A plugin is a `Plugin` value exposed as an entry point in the `gateway.plugins` group:
 
+    NOTES = ServiceKey("notes", NotesService)   # in notes_plugin/api.py, for other plugins to import
+
     plugin = Plugin(
         name="notes",
         settings=NotesSettings,          # a gateway.settings.SettingsSchema, or None
-        requires=("database",),          # services other plugins provide
-        provides=("notes",),             # services this one adds with ctx.provide()
+        requires=(DATABASE, RESOURCES),  # services other plugins provide (their api modules' keys)
+        provides=(NOTES,),               # services this one adds with ctx.provide()
         setup=setup,                     # def setup(ctx: SetupContext) -> None
     )
+
+Plugins meet only through services: a `ServiceKey` names one and carries its type, so
+`ctx.require(DATABASE)` is typed as the provider's protocol. A provider keeps its keys, protocols
+and shared values in its `api` module, the only module of it that another plugin imports.
 
 Work around handlers is a route wrapper (`ctx.route_wrapper`), composed into each route's handler
 once at start-up; there are no aiohttp middlewares (see gateway/http.py for why).
@@ -19,16 +25,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, AsyncIterator, Awaitable, Callable, Generic, Mapping, TypeVar
 
 from aiohttp import web
 from marshmallow import Schema
 
 from gateway.settings import SettingsSchema
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
+Handler = Callable[..., Awaitable[web.StreamResponse]]  # (request) or, with body/query declared, (request, body=, query=)
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 RouteWrapper = Callable[["RouteSpec", Handler], Handler]
+
+
+@dataclass(frozen=True)
+class ServiceKey(Generic[T]):
+    """A service's name and type, in the spirit of aiohttp's AppKey: declared once in the provider's
+    api module, listed in `provides`/`requires`, and handed to `provide`/`require`."""
+
+    name: str
+    type: type[T] | Any = object
+
+    def __repr__(self) -> str:
+        return f"<service {self.name!r}>"
 
 
 @dataclass(frozen=True)
@@ -36,28 +55,28 @@ class Plugin:
     name: str
     setup: Callable[["SetupContext"], None]
     settings: type[SettingsSchema] | None = None
-    provides: tuple[str, ...] = ()
-    requires: tuple[str, ...] = ()
-    description: str = ""
+    provides: tuple[ServiceKey, ...] = ()
+    requires: tuple[ServiceKey, ...] = ()
 
 
 @dataclass(frozen=True)
 class RouteSpec:
     """One route, declared once: it is both served and documented from this."""
 
-    method: str
+    method: str  # "*" for any method
     path: str
     handler: Handler
     summary: str
     plugin: str
-    body: type[Schema] | None = None  # validated JSON body, handed over as request[BODY]
-    query: type[Schema] | None = None  # validated query string, as request[QUERY]
+    body: type[Schema] | None = None  # validated JSON body, passed to the handler as `body=`
+    query: type[Schema] | None = None  # validated query string, passed as `query=`
     responses: Mapping[int, type[Schema] | str] = field(default_factory=dict)
     public: bool = False  # public routes need no credentials
     max_body: int | None = None  # a larger body limit than GATEWAY_MAX_BODY_BYTES (streamed uploads)
     scopes: tuple[str, ...] = ()  # OAuth scopes the caller must hold
     groups: tuple[str, ...] = ()  # groups the caller must belong to (any of)
     tags: tuple[str, ...] = ()
+    documented: bool = True  # in /openapi.json (the core's catch-all is not)
 
 
 @dataclass(frozen=True)
@@ -94,9 +113,9 @@ class SetupContext:
 
     def __init__(self, app: web.Application, core: SimpleNamespace, registry: "Registry", plugin: Plugin,
                  settings: SimpleNamespace | None) -> None:
-        self.app = app
         self.core = core
         self.settings = settings
+        self._app = app
         self._registry = registry
         self._plugin = plugin
 
@@ -112,8 +131,14 @@ class SetupContext:
         the core's own wrapper (request id, problem+json, access line) is outside all of them."""
         self._registry.route_wrappers.append(OrderedWrapper(order, wrap, self._plugin.name))
 
+    def after_setup(self, callback: Callable[[], None]) -> None:
+        """`callback()` runs once every plugin's `setup` has, in the same order: for work that needs
+        what later plugins add through this one's services (the profiles plugin builds its schemas
+        and routes there, from the fields other plugins extended it with)."""
+        self._registry.after_setup.append(callback)
+
     def cleanup_ctx(self, context: CleanupContext) -> None:
-        self.app.cleanup_ctx.append(context)
+        self._app.cleanup_ctx.append(context)
 
     def readiness_check(self, name: str, probe: Callable[[], Awaitable[Any]], *, critical: bool = True,
                         timeout: float = 1.0) -> None:
@@ -126,28 +151,28 @@ class SetupContext:
         """The OpenAPI security scheme that every non-public route is documented with."""
         self._registry.security_schemes[name] = dict(scheme)
 
-    def provide(self, service: str, value: Any) -> None:
-        if service not in self._plugin.provides:
-            raise RuntimeError(f"plugin {self._plugin.name!r} provides {service!r} without declaring it")
-        self._registry.services[service] = value
+    def provide(self, key: ServiceKey[T], value: T) -> None:
+        if key not in self._plugin.provides:
+            raise RuntimeError(f"plugin {self._plugin.name!r} provides {key.name!r} without declaring it")
+        self._registry.services[key] = value
 
-    def require(self, service: str) -> Any:
-        if service not in self._plugin.requires:
-            raise RuntimeError(f"plugin {self._plugin.name!r} uses {service!r} without requiring it")
-        return self._registry.services[service]
+    def require(self, key: ServiceKey[T]) -> T:
+        if key not in self._plugin.requires:
+            raise RuntimeError(f"plugin {self._plugin.name!r} uses {key.name!r} without requiring it")
+        return self._registry.services[key]
 
 
 @dataclass
 class Registry:
     """Everything the loaded plugins registered, in load order."""
 
-    plugins: list[Plugin] = field(default_factory=list)
     routes: list[RouteSpec] = field(default_factory=list)
     route_wrappers: list[OrderedWrapper] = field(default_factory=list)
     checks: list[ReadinessCheck] = field(default_factory=list)
     commands: list[Command] = field(default_factory=list)
     security_schemes: dict[str, dict] = field(default_factory=dict)
-    services: dict[str, Any] = field(default_factory=dict)
+    services: dict[ServiceKey, Any] = field(default_factory=dict)
+    after_setup: list[Callable[[], None]] = field(default_factory=list)
 
     def wrap(self, spec: RouteSpec, handler: Handler) -> Handler:
         for wrapper in sorted(self.route_wrappers, key=lambda w: w.order, reverse=True):

@@ -1,5 +1,6 @@
 """Serves each declared `RouteSpec`: validation of its JSON body and query string happens here,
-from the same marshmallow schemas the OpenAPI document is built from."""
+from the same marshmallow schemas the OpenAPI document is built from, and the validated values
+are passed to the handler as `body=` and `query=`."""
 from __future__ import annotations
 
 import asyncio
@@ -8,12 +9,8 @@ import json
 from aiohttp import web
 from marshmallow import ValidationError
 
-from gateway.plugin import Registry, RouteSpec
+from gateway.plugin import Registry, RouteSpec, RouteWrapper
 from gateway.problems import Problem, ValidationProblem
-
-BODY = web.RequestKey("body", dict)
-QUERY = web.RequestKey("query", dict)
-
 
 async def read_json(request: web.Request, timeout: float) -> object:
     if request.content_type != "application/json":
@@ -37,23 +34,24 @@ def validating(spec: RouteSpec, body_timeout: float):
     query_schema = spec.query() if spec.query else None
 
     async def handler(request: web.Request) -> web.StreamResponse:
+        inputs = {}
         try:
             if query_schema is not None:
-                request[QUERY] = query_schema.load(request.query)
+                inputs["query"] = query_schema.load(request.query)
             if body_schema is not None:
                 payload = await read_json(request, body_timeout)
                 if not isinstance(payload, dict):
                     raise Problem(422, "Unprocessable Content", "The body must be a JSON object.")
-                request[BODY] = body_schema.load(payload)
+                inputs["body"] = body_schema.load(payload)
         except ValidationError as exc:
             raise ValidationProblem(exc.messages) from None
-        return await spec.handler(request)
+        return await spec.handler(request, **inputs)
 
     return handler
 
 
-def add_routes(app: web.Application, registry: Registry, body_timeout: float, core_wrap) -> None:
+def add_routes(app: web.Application, registry: Registry, body_timeout: float, core_wrap: RouteWrapper) -> None:
     """Each declared route, validated, wrapped by the plugins' route wrappers and then by the core."""
     for spec in registry.routes:
         handler = registry.wrap(spec, validating(spec, body_timeout))
-        app.router.add_route(spec.method, spec.path, core_wrap(handler, spec.method, spec.path, spec.max_body))
+        app.router.add_route(spec.method, spec.path, core_wrap(spec, handler))

@@ -68,9 +68,10 @@ class Networks(CommaList):
 class CoreSettings(SettingsSchema):
     host = fields.Str(data_key="GATEWAY_HOST", load_default="127.0.0.1")
     port = fields.Int(data_key="GATEWAY_PORT", load_default=8080, validate=validate.Range(1, 65535))
-    DEFAULT_PLUGINS = ("health", "auth", "data", "media")
+    DEFAULT_PLUGINS = ("health", "auth", "data", "profiles", "media")
     plugins = CommaList(data_key="GATEWAY_PLUGINS", load_default=DEFAULT_PLUGINS)
-    data_dir = fields.Str(data_key="GATEWAY_DATA_DIR", load_default="./var")
+    DEFAULT_DATA_DIR = "./var"
+    data_dir = fields.Str(data_key="GATEWAY_DATA_DIR", load_default=DEFAULT_DATA_DIR)
     max_body_bytes = fields.Int(
         data_key="GATEWAY_MAX_BODY_BYTES", load_default=1048576, validate=validate.Range(1024, 1 << 30)
     )

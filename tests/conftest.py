@@ -5,14 +5,18 @@ Each test session gets its own MariaDB database on the machine's server (127.0.0
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pymysql
 import pytest
 
 from gateway.app import create_app
-from tests import servers
+from devsupport import servers
 
 MYSQL_HOST = os.environ.get("TEST_MYSQL_HOST", "127.0.0.1")
 MYSQL_PORT = int(os.environ.get("TEST_MYSQL_PORT", "3306"))
@@ -70,3 +74,39 @@ def make_client(aiohttp_client, base_env):
         return await aiohttp_client(create_app({**base_env, **(env or {})}), **client_options)
 
     return make
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def pip(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *args], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def installed(fixture: str, distribution: str, tmp_path_factory):
+    """pip-installs tests/fixtures/<fixture> (a separate distribution, built from a copy so the
+    build leaves nothing in the repository) and uninstalls it afterwards."""
+    source = tmp_path_factory.mktemp(fixture) / fixture
+    subprocess.run(["cp", "-r", str(FIXTURES / fixture), str(source)], check=True)
+    pip("install", "--no-deps", "--no-build-isolation", str(source))
+    importlib.invalidate_caches()
+    try:
+        yield
+    finally:
+        pip("uninstall", "-y", distribution)
+
+
+@pytest.fixture(scope="session")
+def sample_plugin(tmp_path_factory):
+    """The sample plugin (tests/fixtures/sample-plugin), installed: its entry-point name."""
+    with installed("sample-plugin", "gateway-sample-plugin", tmp_path_factory):
+        yield "sample"
+
+
+@pytest.fixture(scope="session")
+def notes_plugin(tmp_path_factory):
+    """The README's notes plugin (tests/fixtures/notes-plugin), installed: its entry-point name."""
+    with installed("notes-plugin", "gateway-notes", tmp_path_factory):
+        yield "notes"

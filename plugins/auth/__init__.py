@@ -1,5 +1,6 @@
 """Auth plugin: bearer tokens from Cognito (or, with no Cognito configured, from a local issuer),
-verified as strictly as aws-jwt-verify and then some; provides `principal(request)` as "principal".
+verified as strictly as aws-jwt-verify and then some; provides `principal(request)` as PRINCIPAL
+(plugins/auth/api.py, the module other plugins import).
 
 jwt.py parses strictly, jwks.py holds the signing keys, verifier.py checks claims and signatures and
 caches the outcome, protect.py enforces each route's declaration, issuer.py is the local issuer.
@@ -12,13 +13,11 @@ from plugins.auth import cli
 from plugins.auth.issuer import CLIENT_ID, ISSUER
 from plugins.auth.jwks import RemoteKeySet
 from plugins.auth.protect import ORDER, protect
-from plugins.auth.principal import Principal, principal
+from plugins.auth.api import PRINCIPAL
+from plugins.auth.principal import principal
 from plugins.auth.routes import LocalJwks
 from plugins.auth.settings import AuthSettings
 from plugins.auth.verifier import Verifier
-
-__all__ = ["Principal", "plugin", "principal"]
-
 
 def setup(ctx: SetupContext) -> None:
     settings = ctx.settings
@@ -38,10 +37,9 @@ def setup(ctx: SetupContext) -> None:
     ctx.readiness_check("jwks", keys.probe)
     ctx.route_wrapper(protect(verifier), ORDER)
     ctx.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
-    ctx.provide("principal", principal)
+    ctx.provide(PRINCIPAL, principal)
     ctx.command("token", "print an access token from the local issuer (development only)",
                 run=cli.token_command(settings, key_file), arguments=cli.arguments)
 
 
-plugin = Plugin(name="auth", provides=("principal",), settings=AuthSettings, setup=setup,
-                description="Cognito (or local issuer) bearer tokens; provides principal(request)")
+plugin = Plugin(name="auth", provides=(PRINCIPAL,), settings=AuthSettings, setup=setup)

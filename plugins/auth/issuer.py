@@ -9,8 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import tempfile
 import time
 import uuid
 
@@ -18,6 +16,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
+
+from gateway.files import create_once
 
 ISSUER = "gateway-local"
 CLIENT_ID = "local-dev"
@@ -35,20 +35,11 @@ def load_or_create_key(path: str) -> rsa.RSAPrivateKey:
 
 
 def create_key(path: str) -> rsa.RSAPrivateKey:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".signing-key-")  # mkstemp creates it 0600
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(pem)
-        os.link(temporary, path)
-    except FileExistsError:  # another worker got there first: everyone uses its key
+    if not create_once(path, pem):  # another worker got there first: everyone uses its key
         return load_or_create_key(path)
-    finally:
-        os.unlink(temporary)
     return key
 
 

@@ -1,38 +1,22 @@
-"""The authenticated caller, as handlers see it: `principal(request)`."""
+"""The authenticated caller, as handlers see it: `principal(request)`, and the one 401 answer."""
 from __future__ import annotations
-
-from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Any, Mapping
 
 from aiohttp import web
 
 from gateway.http import CALLER
 from gateway.problems import Problem
+from plugins.auth.api import Principal
+
+REALM = 'Bearer realm="gateway"'
 
 
-@dataclass(frozen=True)
-class Principal:
-    sub: str
-    username: str
-    groups: tuple[str, ...]
-    scopes: tuple[str, ...]
-    client_id: str
-    token_use: str
-    claims: Mapping[str, Any]  # read-only: one Principal is shared by every request with the same token
-
-    @classmethod
-    def from_claims(cls, claims: dict[str, Any], client_id: str) -> "Principal":
-        return cls(
-            sub=claims["sub"],
-            # access tokens carry `username`, id tokens `cognito:username`
-            username=claims.get("username") or claims.get("cognito:username") or claims["sub"],
-            groups=tuple(claims.get("cognito:groups", ())),
-            scopes=tuple(claims.get("scope", "").split()),
-            client_id=client_id,
-            token_use=claims["token_use"],
-            claims=MappingProxyType(claims),
-        )
+def unauthorized(description: str | None = None) -> Problem:
+    """401 with an RFC 6750 challenge; `invalid_token` only when a token was sent."""
+    if description is None:
+        return Problem(401, "Unauthorized", "This request needs a bearer token.", headers={"WWW-Authenticate": REALM})
+    return Problem(401, "Unauthorized", description, headers={
+        "WWW-Authenticate": f'{REALM}, error="invalid_token", error_description="{description}"'
+    })
 
 
 def principal(request: web.Request) -> Principal:
@@ -40,5 +24,4 @@ def principal(request: web.Request) -> Principal:
     try:
         return request[CALLER]  # set by the protect route wrapper
     except KeyError:
-        raise Problem(401, "Unauthorized", "This request needs a bearer token.",
-                      headers={"WWW-Authenticate": 'Bearer realm="gateway"'}) from None
+        raise unauthorized() from None

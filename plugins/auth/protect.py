@@ -14,18 +14,10 @@ from gateway.http import CALLER
 from gateway.problems import Problem
 from gateway.plugin import RouteSpec
 from plugins.auth.jwt import TokenError
+from plugins.auth.principal import REALM, unauthorized
 from plugins.auth.verifier import Verifier
 
-REALM = 'Bearer realm="gateway"'
 ORDER = 100
-
-
-def unauthorized(description: str | None = None) -> Problem:
-    if description is None:
-        return Problem(401, "Unauthorized", "This request needs a bearer token.", headers={"WWW-Authenticate": REALM})
-    return Problem(401, "Unauthorized", description, headers={
-        "WWW-Authenticate": f'{REALM}, error="invalid_token", error_description="{description}"'
-    })
 
 
 def protect(verifier: Verifier):

@@ -15,7 +15,7 @@ from jwt.algorithms import RSAAlgorithm
 
 from plugins.auth.jwks import KeySet
 from plugins.auth.jwt import TokenError, parse
-from plugins.auth.principal import Principal
+from plugins.auth.api import Principal
 
 RS256 = RSAAlgorithm(RSAAlgorithm.SHA256)
 NOT_FOR_US = "The token was not issued for this service."

@@ -1,46 +1,50 @@
-"""Data plugin: the database, the cache and the resource layer every feature uses, and the
-profile API (GET/PATCH/DELETE /v1/me, GET /v1/users/{id}).
+"""Data plugin: the infrastructure every feature stores through. It provides DATABASE (MySQL or
+SQLite behind one interface, with per-plugin migrations), CACHE (memcached or in-process,
+cache-aside with leases) and RESOURCES (a table as an HTTP resource); see plugins/data/api.py,
+the only module of it other plugins import. It registers no route and requires nothing.
 
-Services it provides (`ctx.require(...)` them in a plugin that lists them in `requires`):
-
-- "database" (`plugins.data.database.Database`): `await fetch_one(sql, params, stale_ok=False)`,
-  `await fetch_all(...)`, `async with transaction() as tx: await tx.execute(sql, params)`, with
-  `?` placeholders on MySQL and SQLite alike; `dialect`, `for_update`; and `migrations`, where a
-  plugin registers its versioned SQL in `setup`:
-
-      database.migrations.add("media", Path(__file__).parent / "migrations")
-
-  holding `0001_media.sql`, or `0001_media.mysql.sql` + `0001_media.sqlite.sql` where the engines
-  differ (see `plugins.data.migrator`). `python -m gateway migrate` applies them, and so does
-  start-up when DATA_MIGRATE_ON_START is true (the default outside production).
-- "cache" (`plugins.data.cache.Cache`): `await fetch(key, load)` (cache-aside with leases),
-  `await invalidate(*keys)` after a write commits, `key(*parts)` to build keys.
-- "resources" (`plugins.data.resources.Resources`): `define(name, table=, schema=, key="id",
-  owner=None, views=None)` gives a `Resource` with get/patch/delete/list handlers; `resources["profile"]`
-  is the profile resource, extended with `on_validate("avatar_media_id", ...)`,
-  `on_render("avatar", ...)` and `on_delete(...)`.
+api.py is the contract; mysql.py and sqlite.py the engines, migrator.py the migrations; cache.py
+the cache-aside protocol over memcached.py or memory.py; repository.py (SQL), representations.py
+(cached renderings) and resources.py (HTTP adapters) the resource layer.
 """
 from __future__ import annotations
-
-from pathlib import Path
 
 from aiohttp import web
 
 from gateway.plugin import Plugin, SetupContext
-from plugins.data import profiles
-from plugins.data.cache import open_cache
-from plugins.data.database import open_database
+from plugins.data.api import CACHE, DATABASE, RESOURCES, Database
+from plugins.data.cache import Cache
+from plugins.data.migrator import Migrations
 from plugins.data.resources import Resources
 from plugins.data.settings import DataSettings
+
+
+def open_database(settings) -> Database:
+    """The configured engine, not yet connected (`start()` connects)."""
+    if settings.database_url.startswith("mysql:"):
+        from plugins.data.mysql import MySQLDatabase
+
+        return MySQLDatabase(settings, Migrations())
+    from plugins.data.sqlite import SQLiteDatabase
+
+    return SQLiteDatabase(settings.database_url[len("sqlite:///"):], settings.query_timeout, Migrations())
+
+
+def open_cache(settings) -> Cache:
+    if settings.cache_url.startswith("memory:"):
+        from plugins.data.memory import MemoryCache
+
+        return Cache(MemoryCache(settings.cache_memory_items), settings.cache_ttl)
+    from plugins.data.memcached import Memcached
+
+    return Cache(Memcached(settings.cache_url, settings.cache_timeout, settings.cache_max_connections),
+                 settings.cache_ttl)
 
 
 def setup(ctx: SetupContext) -> None:
     settings = ctx.settings
     database = open_database(settings)
-    database.migrations.add("data", Path(__file__).parent / "migrations")
     cache = open_cache(settings)
-    resources = Resources(database, cache, settings.read_max_lag)
-    profile_resource = profiles.define(resources)
 
     async def lifespan(app: web.Application):
         await database.start()
@@ -62,21 +66,13 @@ def setup(ctx: SetupContext) -> None:
         print(f"migrate: {len(applied)} applied, schema up to date")
         return 0
 
-    ctx.provide("database", database)
-    ctx.provide("cache", cache)
-    ctx.provide("resources", resources)
+    ctx.provide(DATABASE, database)
+    ctx.provide(CACHE, cache)
+    ctx.provide(RESOURCES, Resources(database, cache, settings.read_max_lag))
     ctx.cleanup_ctx(lifespan)
     ctx.readiness_check("database", database.ping, critical=True)
     ctx.readiness_check("cache", cache.probe, critical=False)
     ctx.command("migrate", "apply pending schema migrations (safe when several instances run it)", migrate)
-    profiles.add_routes(ctx, profile_resource, ctx.require("principal"))
 
 
-plugin = Plugin(
-    name="data",
-    setup=setup,
-    settings=DataSettings,
-    requires=("principal",),
-    provides=("database", "cache", "resources"),
-    description="MySQL/SQLite storage, memcached cache-aside, the resource layer and the profile API",
-)
+plugin = Plugin(name="data", setup=setup, settings=DataSettings, provides=(DATABASE, CACHE, RESOURCES))

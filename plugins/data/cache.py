@@ -19,26 +19,20 @@ Facebook" (NSDI 2013).
   answers come from the database, never an error. Deletes that could not be done are retried until
   they succeed, so a stale value does not outlive the outage.
 
-The backends (`Memcached`, `MemoryCache`) offer the same seven operations.
+The backends (`Memcached` in memcached.py, `MemoryCache` in memory.py) offer the seven
+operations of `Backend`.
 """
 from __future__ import annotations
 
 import asyncio
 import functools
 import hashlib
-import itertools
 import logging
 import os
 import random
 import re
 import time
-from collections import OrderedDict
-from typing import Awaitable, Callable
-
-import emcache
-from emcache import autobatching as emcache_autobatching
-
-from plugins.data.settings import memcached_nodes
+from typing import Awaitable, Callable, Protocol
 
 log = logging.getLogger("gateway.data.cache")
 
@@ -59,6 +53,18 @@ def cache_key(*parts: str) -> bytes:
         part if SAFE_PART.fullmatch(part) else "~" + hashlib.blake2b(part.encode(), digest_size=16).hexdigest()
         for part in parts
     ).encode()
+
+
+class Backend(Protocol):
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    async def get(self, key: bytes) -> bytes | None: ...
+    async def gets(self, key: bytes) -> tuple[bytes, int] | None: ...  # the value and its cas token
+    async def add(self, key: bytes, value: bytes, ttl: int) -> bool: ...  # False: the key exists
+    async def cas(self, key: bytes, value: bytes, token: int, ttl: int) -> bool: ...  # False: changed or gone
+    async def set(self, key: bytes, value: bytes, ttl: int) -> None: ...
+    async def delete(self, key: bytes) -> None: ...
+    async def probe(self) -> dict: ...  # raises when unusable
 
 
 class Unavailable(Exception):
@@ -102,7 +108,7 @@ class Cache:
 
     key = staticmethod(cache_key)
 
-    def __init__(self, backend, ttl: int) -> None:
+    def __init__(self, backend: Backend, ttl: int) -> None:
         self.backend = backend
         self.ttl = ttl
         self.breaker = Breaker()
@@ -274,172 +280,3 @@ class Cache:
             raise Unavailable(f"{exc}; {self.counters()}") from None
         self.breaker.success()
         return {**details, **self.counters()}
-
-
-def fail_lost_batches() -> None:
-    """emcache's autobatching resolves its callers' futures on success and on its own timeout only:
-    when a node's connection fails mid-batch (memcached killed, connection refused) they would wait
-    forever. Fail them with the batch's error instead. A guard per operation (asyncio.timeout) did
-    the same at an eighth of the cache-hit path's cost; emcache is pinned, and the memcached-killed
-    drills fail if this stops working."""
-    original = emcache_autobatching._InflightBatches._batch_operation
-
-    async def batch_operation(self, node, keys) -> None:
-        try:
-            await original(self, node, keys)
-        except Exception as exc:
-            for key in keys:
-                for future in self._ops.pop(key, ()):
-                    if not future.done():
-                        future.set_exception(exc)
-            self._maybe_signal_termination()
-
-    emcache_autobatching._InflightBatches._batch_operation = batch_operation
-
-
-fail_lost_batches()
-
-
-class Memcached:
-    """emcache with autobatching (concurrent gets become one multi-get per node), a timeout on every
-    operation, several nodes by rendezvous hashing, and ElastiCache auto discovery."""
-
-    def __init__(self, url: str, timeout: float, max_connections: int) -> None:
-        self.discovery = url.startswith("memcached+discovery:")
-        self.nodes = [emcache.MemcachedHostAddress(host, port) for host, port in memcached_nodes(url)]
-        self.timeout = timeout
-        self.max_connections = max_connections
-        self.client: emcache.Client | None = None
-        self._discovered = not self.discovery
-
-    async def start(self) -> None:
-        self.client = await emcache.create_client(
-            self.nodes, timeout=self.timeout, connection_timeout=1.0, max_connections=self.max_connections,
-            # Unhealthy nodes stay in the ring: purging them re-homes their keys to other nodes, which
-            # can serve values whose invalidation went elsewhere (and, with every node purged, emcache's
-            # batched gets never return). A dead node's keys just miss, and the breaker bounds the cost.
-            autobatching=True, purge_unhealthy_nodes=False, autodiscovery=self.discovery, autodiscovery_timeout=1.0,
-        )
-
-    async def close(self) -> None:
-        if self.client is not None:
-            await self.client.close()
-
-    @property
-    def _client(self) -> emcache.Client:
-        # Until auto discovery has found nodes, emcache's batches fail inside the event loop and their
-        # callers wait forever: fail them here instead.
-        if not self._discovered:
-            if not self.client.cluster_managment().nodes():
-                raise ConnectionError("no memcached nodes discovered yet")
-            self._discovered = True
-        return self.client
-
-    async def get(self, key: bytes) -> bytes | None:
-        item = await self._client.get(key)
-        return item.value if item is not None else None
-
-    async def gets(self, key: bytes) -> tuple[bytes, int] | None:
-        item = await self._client.gets(key)
-        return (item.value, item.cas) if item is not None else None
-
-    async def add(self, key: bytes, value: bytes, ttl: int) -> bool:
-        try:
-            await self._client.add(key, value, exptime=ttl)
-            return True
-        except emcache.NotStoredStorageCommandError:
-            return False
-
-    async def cas(self, key: bytes, value: bytes, token: int, ttl: int) -> bool:
-        try:
-            await self._client.cas(key, value, token, exptime=ttl)
-            return True
-        except emcache.StorageCommandError:  # EXISTS (someone else's lease) or NOT_FOUND (deleted)
-            return False
-
-    async def set(self, key: bytes, value: bytes, ttl: int) -> None:
-        await self._client.set(key, value, exptime=ttl)
-
-    async def delete(self, key: bytes) -> None:
-        try:
-            await self._client.delete(key)
-        except emcache.NotFoundCommandError:
-            pass
-
-    async def probe(self) -> dict:
-        nodes = self._client.cluster_managment().nodes()
-        answers = await asyncio.gather(*(self._client.version(node) for node in nodes), return_exceptions=True)
-        down = [f"{n.address}:{n.port}" for n, answer in zip(nodes, answers) if isinstance(answer, BaseException)]
-        if down or not nodes:
-            raise ConnectionError(f"memcached unreachable: {', '.join(down) or 'no nodes discovered'}")
-        return {"backend": "memcached", "nodes": len(nodes)}
-
-
-class MemoryCache:
-    """In-process, TTL and size bounded (least recently used goes first). Per process: with several
-    workers each has its own, so writes in one do not invalidate the others; use memcached there."""
-
-    def __init__(self, max_items: int) -> None:
-        self.max_items = max_items
-        self._items: OrderedDict[bytes, tuple[bytes, float, int]] = OrderedDict()
-        self._cas = itertools.count(1)
-
-    async def start(self) -> None:
-        pass
-
-    async def close(self) -> None:
-        self._items.clear()
-
-    def _live(self, key: bytes) -> tuple[bytes, float, int] | None:
-        entry = self._items.get(key)
-        if entry is not None and entry[1] <= time.monotonic():
-            del self._items[key]
-            return None
-        return entry
-
-    def _store(self, key: bytes, value: bytes, ttl: int) -> None:
-        self._items[key] = (value, time.monotonic() + ttl, next(self._cas))
-        self._items.move_to_end(key)
-        while len(self._items) > self.max_items:
-            self._items.popitem(last=False)
-
-    async def get(self, key: bytes) -> bytes | None:
-        entry = self._live(key)
-        if entry is None:
-            return None
-        self._items.move_to_end(key)
-        return entry[0]
-
-    async def gets(self, key: bytes) -> tuple[bytes, int] | None:
-        entry = self._live(key)
-        return (entry[0], entry[2]) if entry is not None else None
-
-    async def add(self, key: bytes, value: bytes, ttl: int) -> bool:
-        if self._live(key) is not None:
-            return False
-        self._store(key, value, ttl)
-        return True
-
-    async def cas(self, key: bytes, value: bytes, token: int, ttl: int) -> bool:
-        entry = self._live(key)
-        if entry is None or entry[2] != token:
-            return False
-        self._store(key, value, ttl)
-        return True
-
-    async def set(self, key: bytes, value: bytes, ttl: int) -> None:
-        self._store(key, value, ttl)
-
-    async def delete(self, key: bytes) -> None:
-        self._items.pop(key, None)
-
-    async def probe(self) -> dict:
-        return {"backend": "memory", "items": len(self._items)}
-
-
-def open_cache(settings) -> Cache:
-    if settings.cache_url.startswith("memory:"):
-        backend = MemoryCache(settings.cache_memory_items)
-    else:
-        backend = Memcached(settings.cache_url, settings.cache_timeout, settings.cache_max_connections)
-    return Cache(backend, settings.cache_ttl)

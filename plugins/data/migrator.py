@@ -10,6 +10,11 @@ ordered per plugin and never edited once released. Statements end with `;` at th
 MySQL commits each DDL statement on its own, so a migration that fails halfway is not recorded
 and must be safe to run again (`CREATE TABLE IF NOT EXISTS`, one change per file).
 
+When a plugin is split, the schema an old migration made may now belong to new ones. A file whose
+first lines say `-- replaces: PLUGIN VERSION` is recorded without running on a database where that
+migration was applied (the data plugin's profiles table became the profiles plugin's, and its
+avatar column the media plugin's).
+
 `apply` holds an exclusive lock across every process sharing the database (MySQL `GET_LOCK`,
 SQLite's write lock) while it reads what was applied and applies the rest, so several instances
 starting at once apply each migration exactly once.
@@ -18,9 +23,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
+from plugins.data.api import utc_text
+
+REPLACES = re.compile(r"--\s*replaces:\s*(?P<plugin>[A-Za-z0-9_-]+)\s+(?P<version>\d+)\s*$")
 FILE = re.compile(r"(?P<version>\d+)_(?P<name>[A-Za-z0-9_]+)(?:\.(?P<dialect>mysql|sqlite))?\.sql")
 STATEMENT_END = re.compile(r";[ \t]*(?:\r?\n|$)")
 LOCK = "gateway.migrations"
@@ -39,6 +46,16 @@ class Migration:
     version: int
     name: str
     path: Path
+
+    def replaces(self) -> set[tuple[str, int]]:
+        """The migrations of other plugins whose work this one is, from its leading comment lines."""
+        found = set()
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            if not line.lstrip().startswith("--"):
+                break
+            if match := REPLACES.fullmatch(line.strip()):
+                found.add((match["plugin"], int(match["version"])))
+        return found
 
     def statements(self) -> list[str]:
         chunks = STATEMENT_END.split(self.path.read_text(encoding="utf-8"))
@@ -90,16 +107,13 @@ class Migrations:
             for migration in migrations:
                 if (migration.plugin, migration.version) in done:
                     continue
-                for statement in migration.statements():
-                    await session.execute(statement)
+                if not migration.replaces() & done:
+                    for statement in migration.statements():
+                        await session.execute(statement)
                 await session.execute(
                     "INSERT INTO gateway_migrations (plugin, version, name, applied_at) VALUES (?, ?, ?, ?)",
-                    (migration.plugin, migration.version, migration.name, now()),
+                    (migration.plugin, migration.version, migration.name, utc_text()),
                 )
                 applied.append(migration)
         return applied
 
-
-def now() -> str:
-    """UTC, millisecond precision, fixed width: sorts as text the way it sorts as time."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

@@ -16,7 +16,7 @@ from typing import AsyncIterator
 import aiomysql
 import pymysql
 
-from plugins.data.database import DatabaseUnavailable, Params
+from plugins.data.api import DatabaseUnavailable, Params
 from plugins.data.migrator import Migrations
 from plugins.data.settings import mysql_params
 
@@ -75,6 +75,10 @@ class Session:
 class MySQLDatabase:
     dialect = "mysql"
     for_update = " FOR UPDATE"
+
+    @staticmethod
+    def insert_keeping(key: str) -> str:
+        return f" ON DUPLICATE KEY UPDATE {key} = {key}"
 
     def __init__(self, settings, migrations: Migrations) -> None:
         self.settings = settings

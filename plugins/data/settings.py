@@ -5,7 +5,7 @@ from urllib.parse import unquote, urlsplit
 
 from marshmallow import ValidationError, fields, pre_load, validate, validates_schema
 
-from gateway.settings import SettingsSchema
+from gateway.settings import CoreSettings, SettingsSchema
 
 
 class DatabaseUrl(fields.Str):
@@ -92,7 +92,7 @@ class DataSettings(SettingsSchema):
     @pre_load
     def defaults_from_environment(self, data: dict, **_: object) -> dict:
         data = dict(data)
-        data.setdefault("DATABASE_URL", f"sqlite:///{data.get('GATEWAY_DATA_DIR', './var')}/gateway.db")
+        data.setdefault("DATABASE_URL", f"sqlite:///{data.get('GATEWAY_DATA_DIR', CoreSettings.DEFAULT_DATA_DIR)}/gateway.db")
         data.setdefault("DATA_MIGRATE_ON_START", str(data.get("GATEWAY_ENV", "development") != "production"))
         return data
 

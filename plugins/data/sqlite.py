@@ -13,7 +13,7 @@ from typing import AsyncIterator
 
 import aiosqlite
 
-from plugins.data.database import DatabaseUnavailable, Params
+from plugins.data.api import DatabaseUnavailable, Params
 from plugins.data.migrator import Migrations
 
 
@@ -43,6 +43,10 @@ class SQLiteDatabase:
     dialect = "sqlite"
     for_update = ""  # BEGIN IMMEDIATE already holds the database's write lock
     replica = False
+
+    @staticmethod
+    def insert_keeping(key: str) -> str:
+        return " ON CONFLICT DO NOTHING"
 
     def __init__(self, path: str, timeout: float, migrations: Migrations) -> None:
         self.path = path

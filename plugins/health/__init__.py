@@ -14,5 +14,4 @@ def setup(ctx: SetupContext) -> None:
               tags=("health",))
 
 
-plugin = Plugin(name="health", setup=setup, settings=HealthSettings,
-                description="/health/live and /health/ready for load balancer probes")
+plugin = Plugin(name="health", setup=setup, settings=HealthSettings)

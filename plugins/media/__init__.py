@@ -3,26 +3,39 @@ presigned POST and comes back through CloudFront signed URLs; with no bucket con
 embedded store under ${GATEWAY_DATA_DIR}/media plays both parts.
 
 routes.py is the API, backends/ the stores (S3 with CloudFront, and the local one), avatars.py
-the profile's avatar (validation, rendering, deletion), cleanup.py the expiry of abandoned uploads.
+the profile's avatar field (through the profiles plugin's extension point), cleanup.py the expiry
+of abandoned uploads.
 """
 from pathlib import Path
 
 from gateway.plugin import Plugin, SetupContext
+from plugins.auth.api import PRINCIPAL
+from plugins.data.api import DATABASE, RESOURCES
 from plugins.media import cleanup, routes
 from plugins.media.avatars import Avatars
-from plugins.media.backends import open_store
 from plugins.media.settings import MediaSettings
+from plugins.profiles.api import PROFILES
+
+
+def open_store(settings, data_dir: str):
+    """The configured store (not yet opened: its `context` does that)."""
+    if settings.bucket:
+        from plugins.media.backends.s3 import S3Store
+
+        return S3Store(settings)
+    from plugins.media.backends.local import LocalStore
+
+    return LocalStore(f"{data_dir}/media")
 
 
 def setup(ctx: SetupContext) -> None:
     settings = ctx.settings
-    database = ctx.require("database")
-    resources = ctx.require("resources")
-    principal = ctx.require("principal")
+    database = ctx.require(DATABASE)
+    principal = ctx.require(PRINCIPAL)
     database.migrations.add("media", Path(__file__).parent / "migrations")
     store = open_store(settings, ctx.core.data_dir)
-    media = resources.define("media", table="media", schema=routes.MediaSchema, owner="owner")
-    avatars = Avatars(resources["profile"], media, store, principal)
+    media = ctx.require(RESOURCES).define("media", table="media", schema=routes.MediaSchema, owner="owner")
+    avatars = Avatars(ctx.require(PROFILES), media, store, principal)
     ctx.cleanup_ctx(store.context)
     routes.add_routes(ctx, routes.MediaApi(media, store, avatars, database, principal, settings))
     if not settings.bucket:
@@ -36,13 +49,12 @@ def setup(ctx: SetupContext) -> None:
                   tags=("media",), responses={200: "The object", 403: "Bad or expired signature", 404: "No such object"})
     ctx.readiness_check("media", store.probe, critical=False, timeout=2.0)
     ctx.command("media-cleanup", "delete pending media older than MEDIA_PENDING_EXPIRY_SECONDS and their objects",
-                cleanup.command(database, store, settings.pending_expiry))
+                cleanup.command(media.repository, store, settings.pending_expiry))
 
 
 plugin = Plugin(
     name="media",
     setup=setup,
     settings=MediaSettings,
-    requires=("principal", "database", "resources"),
-    description="Presigned S3 uploads, CloudFront signed downloads, a local store, and profile avatars",
+    requires=(PRINCIPAL, DATABASE, RESOURCES, PROFILES),
 )

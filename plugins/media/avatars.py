@@ -1,29 +1,39 @@
-"""Avatars: the media plugin's part of the profile resource. PATCH /v1/me takes `avatar_media_id`
-only for a ready avatar of the caller's (or null); the profile's `avatar` is `{"media_id", "url"}`
-with a URL that does not expire (docs/decisions/avatar-urls.md), so a cached profile never carries
-a dead one; deleting a profile deletes its owner's media, and deleting the media a profile shows
-clears the profile's avatar."""
+"""Avatars: the media plugin's field of every profile, added through the profiles plugin's
+extension point. PATCH /v1/me takes `avatar_media_id` only for a ready avatar of the caller's (or
+null); the profile's `avatar` is `{"media_id", "url"}` with a URL that does not expire
+(docs/decisions/avatar-urls.md), so a cached profile never carries a dead one; deleting a profile
+deletes its owner's media, and deleting the media a profile shows clears the profile's avatar.
+The column is the media plugin's own migration (0002_profile_avatar)."""
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError, fields, validate
 
+from plugins.auth.api import PrincipalOf
+from plugins.data.api import Executor, Resource
+from plugins.profiles.api import ProfileField, Profiles
 
 log = logging.getLogger("gateway.media")
 
 
-class Avatars:
-    """Hooks itself into the profile resource when made."""
+class AvatarSchema(Schema):
+    media_id = fields.Str(required=True)
+    url = fields.Str(allow_none=True)
 
-    def __init__(self, profiles, media, store, principal) -> None:
+
+class Avatars:
+    """Extends the profiles with the avatar when made."""
+
+    def __init__(self, profiles: Profiles, media: Resource, store, principal: PrincipalOf) -> None:
         self.profiles = profiles
         self.media = media
         self.store = store
         self.principal = principal
-        profiles.on_validate("avatar_media_id", self.validate)
-        profiles.on_render("avatar", self.render)
+        profiles.extend(ProfileField(
+            "avatar", fields.Nested(AvatarSchema, allow_none=True), self.render, column="avatar_media_id",
+            patch=fields.Str(allow_none=True, validate=validate.Length(1, 64)), validate=self.validate))
         profiles.on_delete(self.delete_media_of)
 
     async def validate(self, request, media_id: str | None) -> None:
@@ -40,16 +50,18 @@ class Avatars:
             return None
         return {"media_id": media_id, "url": await self.store.public_url(row["object_key"])}
 
-    async def forget(self, tx, owner: str, media_id: str):
+    async def forget(self, tx: Executor, owner: str, media_id: str):
         """In the transaction deleting the media: clear the owner's avatar if it was this one, as a
         new version so that ETags change. Returns what to run after the commit, like a delete hook."""
-        cleared = await self.profiles.clear_if(tx, owner, "avatar_media_id", media_id)
-        return (lambda: self.profiles.written(owner)) if cleared else None
+        profile = self.profiles.resource
+        cleared = await profile.repository.update_where({"id": owner, "avatar_media_id": media_id},
+                                                        {"avatar_media_id": None}, tx=tx)
+        return (lambda: profile.written(owner)) if cleared else None
 
-    async def delete_media_of(self, tx, owner: str):
+    async def delete_media_of(self, tx: Executor, owner: str):
         """DELETE /v1/me: the records go with the profile, the objects after the commit."""
-        rows = await tx.fetch_all("SELECT object_key FROM media WHERE owner = ?", (owner,))
-        await tx.execute("DELETE FROM media WHERE owner = ?", (owner,))
+        rows = await self.media.repository.find_where({"owner": owner}, tx=tx)
+        await self.media.repository.delete_where({"owner": owner}, tx=tx)
 
         async def delete_objects() -> None:
             outcomes = await asyncio.gather(*(self.store.delete(row["object_key"]) for row in rows),

@@ -6,33 +6,30 @@ import time
 
 from aiohttp import web
 
-from plugins.media.routes import timestamp
+from plugins.data.api import Repository, utc_text
 
 BATCH = 500
 
 
-async def remove_expired(database, store, pending_expiry: int) -> int:
+async def remove_expired(media: Repository, store, pending_expiry: int) -> int:
     """The record goes first, and only while still pending, so an upload completed meanwhile keeps
     its object; an object whose deletion fails after that is left to the lifecycle rule."""
-    cutoff = timestamp(int(time.time()) - pending_expiry)
+    cutoff = utc_text(int(time.time()) - pending_expiry)
     removed = 0
-    while rows := await database.fetch_all(
-            "SELECT id, object_key FROM media WHERE status = 'pending' AND created_at < ? LIMIT ?", (cutoff, BATCH)):
+    while rows := await media.find_where({"status": "pending"}, created_before=cutoff, limit=BATCH):
         for row in rows:
-            async with database.transaction() as tx:
-                gone = await tx.execute("DELETE FROM media WHERE id = ? AND status = 'pending'", (row["id"],))
-            if gone:
+            if await media.delete_where({"id": row["id"], "status": "pending"}):
                 await store.delete(row["object_key"])
                 removed += 1
     return removed
 
 
-def command(database, store, pending_expiry: int):
+def command(media: Repository, store, pending_expiry: int):
     async def run(app: web.Application, args) -> int:
         runner = web.AppRunner(app)  # starts the app's resources (database, store) without serving
         await runner.setup()
         try:
-            removed = await remove_expired(database, store, pending_expiry)
+            removed = await remove_expired(media, store, pending_expiry)
         finally:
             await runner.cleanup()
         print(f"media-cleanup: {removed} expired pending uploads removed")

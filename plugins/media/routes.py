@@ -6,16 +6,15 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 from aiohttp import web
 from marshmallow import Schema, fields, validate
 
 from gateway.problems import Problem, ValidationProblem
-from gateway.routing import BODY
-from plugins.data.migrator import now
-from plugins.data.resources import ListQuery, not_found
-from plugins.media.backends import object_key
+from plugins.auth.api import PrincipalOf
+from plugins.data.api import Database, ListQuery, Resource, not_found, utc_text
+from plugins.media.avatars import Avatars
+from plugins.media.backends.store import object_key
 
 PURPOSES = ("avatar", "attachment")
 
@@ -66,18 +65,14 @@ class Purpose:
     max_bytes: int
 
 
-def timestamp(epoch: int) -> str:
-    """The same fixed-width UTC form as the records' created_at."""
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
 def absolute(request: web.Request, url: str) -> str:
     """Stores may answer with paths on the gateway itself (the local store); phones get full URLs."""
     return url if "://" in url else f"{request.url.origin()}{url}"
 
 
 class MediaApi:
-    def __init__(self, media, store, avatars, database, principal, settings) -> None:
+    def __init__(self, media: Resource, store, avatars: Avatars, database: Database, principal: PrincipalOf,
+                 settings) -> None:
         self.media = media
         self.store = store
         self.avatars = avatars
@@ -101,13 +96,12 @@ class MediaApi:
         if row["status"] == "ready":
             expires = int(time.time()) + self.settings.download_expiry
             data["url"] = absolute(request, await self.store.download_url(row["object_key"], expires))
-            data["url_expires_at"] = timestamp(expires)
+            data["url_expires_at"] = utc_text(expires)
         # The URL is a credential until it expires: nothing on the way keeps a copy.
         return web.json_response(data, headers={"Cache-Control": "no-store"})
 
-    async def create(self, request: web.Request) -> web.Response:
+    async def create(self, request: web.Request, body: dict) -> web.Response:
         owner = self.principal(request).sub
-        body = request[BODY]
         purpose = self.purposes[body["purpose"]]
         errors = {}
         if body["content_type"] not in purpose.types:
@@ -120,10 +114,11 @@ class MediaApi:
         key = object_key(body["purpose"], owner, media_id, body["content_type"])
         expires = int(time.time()) + self.settings.upload_expiry
         url, form = await self.store.presign_upload(key, body["content_type"], purpose.max_bytes, expires)
-        row = await self.media.insert({"id": media_id, "owner": owner, "status": "pending", "object_key": key, **body})
+        row = await self.media.repository.insert(
+            {"id": media_id, "owner": owner, "status": "pending", "object_key": key, **body})
         return web.json_response(
             {"media": await self.media.data(row),
-             "upload": {"method": "POST", "url": absolute(request, url), "fields": form, "expires_at": timestamp(expires)}},
+             "upload": {"method": "POST", "url": absolute(request, url), "fields": form, "expires_at": utc_text(expires)}},
             status=201, headers={"Location": f"/v1/media/{media_id}", "Cache-Control": "no-store"},
         )
 
@@ -140,10 +135,8 @@ class MediaApi:
         if not 1 <= head.size <= limit:
             raise Problem(409, "Conflict", f"The upload's size ({head.size}) is not between 1 and {limit} bytes.")
         await self.store.finish(row["object_key"])
-        async with self.database.transaction() as tx:
-            await tx.execute("UPDATE media SET status = 'ready', size = ?, version = version + 1, updated_at = ? "
-                             "WHERE id = ? AND owner = ? AND status = 'pending'",
-                             (head.size, now(), row["id"], owner))
+        await self.media.repository.update_where({"id": row["id"], "owner": owner, "status": "pending"},
+                                                 {"status": "ready", "size": head.size})
         await self.media.written(row["id"], owner)
         _, row = await self._own(request)
         return await self._represent(request, row)
@@ -152,8 +145,8 @@ class MediaApi:
         _, row = await self._own(request)
         return await self._represent(request, row)
 
-    async def list(self, request: web.Request) -> web.Response:
-        return await self.media.list(request, owner=self.principal(request).sub)
+    async def list(self, request: web.Request, query: dict) -> web.Response:
+        return await self.media.list(request, query, owner=self.principal(request).sub)
 
     async def delete(self, request: web.Request) -> web.Response:
         """The object first: if that fails the record stays, and deleting again retries it."""
@@ -163,7 +156,7 @@ class MediaApi:
         if row is not None:
             await self.store.delete(row["object_key"])
             async with self.database.transaction() as tx:
-                await tx.execute("DELETE FROM media WHERE id = ? AND owner = ?", (media_id, owner))
+                await self.media.repository.delete_where({"id": media_id, "owner": owner}, tx=tx)
                 after_commit = await self.avatars.forget(tx, owner, media_id)
             await self.media.written(media_id, owner)
             if after_commit is not None:

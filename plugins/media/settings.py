@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from gateway.settings import CommaList, SettingsSchema
-from plugins.media.backends import EXTENSIONS
+from plugins.media.backends.store import EXTENSIONS
 
 MiB = 1024 * 1024
 IMAGES = "image/jpeg,image/png,image/webp,image/heic"

@@ -2,10 +2,11 @@
 from aiohttp import web
 
 from gateway.plugin import Plugin
+from plugins.auth.api import PRINCIPAL
 
 
 def setup(ctx):
-    principal = ctx.require("principal")
+    principal = ctx.require(PRINCIPAL)
 
     async def me(request):
         caller = principal(request)
@@ -23,4 +24,4 @@ def setup(ctx):
     ctx.route("GET", "/probe/scoped", me, "Needs two scopes", scopes=("probe/read", "probe/write"))
 
 
-plugin = Plugin(name="probe", requires=("principal",), setup=setup)
+plugin = Plugin(name="probe", requires=(PRINCIPAL,), setup=setup)

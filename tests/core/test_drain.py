@@ -11,7 +11,7 @@ import time
 import aiohttp
 import pytest
 
-from tests.servers import free_port, wait_for_port
+from devsupport.servers import free_port, wait_for_port
 
 DRAIN = 2.0
 

@@ -5,11 +5,17 @@ import sys
 import pytest
 
 from gateway.loader import PluginError, discover, order
-from gateway.plugin import Plugin
+from gateway.plugin import Plugin, ServiceKey
 
 
 def make(name, provides=(), requires=()):
-    return Plugin(name=name, setup=lambda ctx: None, provides=provides, requires=requires)
+    return Plugin(name=name, setup=lambda ctx: None, provides=tuple(map(ServiceKey, provides)),
+                  requires=tuple(map(ServiceKey, requires)))
+
+
+def test_services_named_by_strings_are_refused_with_the_fix():
+    with pytest.raises(PluginError, match=r"plugin 'old' names service 'database' by a string: .*ServiceKey"):
+        order([Plugin(name="old", setup=lambda ctx: None, requires=("database",))])
 
 
 def test_plugins_load_after_what_they_require():
@@ -53,12 +59,12 @@ def test_a_plugin_from_another_distribution_loads_the_same_way(sample_plugin, tm
 
 
 def test_a_missing_requirement_stops_the_cli(tmp_path):
-    # The sample plugin is not needed: the data plugin requires 'principal' from auth.
-    env = {"PATH": "/usr/bin:/bin", "GATEWAY_PLUGINS": "health,data", "GATEWAY_DATA_DIR": str(tmp_path)}
+    # The profiles plugin requires 'principal' from auth.
+    env = {"PATH": "/usr/bin:/bin", "GATEWAY_PLUGINS": "health,data,profiles", "GATEWAY_DATA_DIR": str(tmp_path)}
     done = subprocess.run([sys.executable, "-m", "gateway", "openapi"], env=env, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 2
-    assert "plugin 'data' requires 'principal'" in done.stderr and "Traceback" not in done.stderr
+    assert "plugin 'profiles' requires 'principal'" in done.stderr and "Traceback" not in done.stderr
 
 
 async def test_route_wrappers_wrap_once_lower_order_outermost():

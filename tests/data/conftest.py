@@ -12,6 +12,8 @@ import pytest
 
 from gateway.app import build
 from plugins.auth.issuer import LocalIssuer
+from plugins.data.api import CACHE, DATABASE
+from plugins.profiles.api import PROFILES
 from tests.conftest import MYSQL_HOST, MYSQL_PORT, temporary_database
 
 
@@ -36,15 +38,15 @@ class App:
 
     @property
     def profiles(self):
-        return self.services["resources"]["profile"]
+        return self.services[PROFILES].resource
 
     @property
     def cache(self):
-        return self.services["cache"]
+        return self.services[CACHE]
 
     @property
     def database(self):
-        return self.services["database"]
+        return self.services[DATABASE]
 
 
 @pytest.fixture
@@ -61,7 +63,7 @@ def user(issuer):
 
 @pytest.fixture
 def data_env(base_env, mysql_database, memcached_server) -> dict:
-    return {**base_env, "GATEWAY_PLUGINS": "health,auth,data", "DATABASE_URL": mysql_database,
+    return {**base_env, "GATEWAY_PLUGINS": "health,auth,data,profiles,media", "DATABASE_URL": mysql_database,
             "CACHE_URL": f"memcached://{memcached_server.address}"}
 
 

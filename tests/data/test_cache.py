@@ -7,10 +7,12 @@ import time
 
 import pytest
 
-from plugins.data.cache import Cache, Memcached, MemoryCache, cache_key
+from plugins.data.cache import Cache, cache_key
+from plugins.data.memcached import Memcached
+from plugins.data.memory import MemoryCache
 from tests.data.conftest import eventually
-from tests import servers
-from tests.servers import free_port
+from devsupport import servers
+from devsupport.servers import free_port
 
 
 class Loader:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests import servers
+from devsupport import servers
 from tests.data.conftest import eventually
 
 

@@ -8,7 +8,7 @@ import time
 import pymysql
 import pytest
 
-from tests import servers
+from devsupport import servers
 from tests.data.conftest import eventually
 
 

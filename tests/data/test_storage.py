@@ -9,7 +9,8 @@ import uuid
 import pytest
 
 from gateway.settings import load
-from plugins.data.database import DatabaseUnavailable, open_database
+from plugins.data import open_database
+from plugins.data.api import DatabaseUnavailable
 from plugins.data.settings import DataSettings
 from tests.data.conftest import eventually
 
@@ -137,7 +138,7 @@ async def test_a_write_whose_connection_is_killed_is_not_retried_and_not_committ
 
 
 async def test_an_unreachable_database_is_unavailable_not_an_error():
-    from tests.servers import free_port
+    from devsupport.servers import free_port
 
     database = await opened(f"mysql://root@127.0.0.1:{free_port()}/nothing", DATABASE_CONNECT_TIMEOUT_SECONDS="0.5")
     try:

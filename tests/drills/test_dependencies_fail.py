@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from plugins.auth.issuer import LocalIssuer
-from tests import servers
+from devsupport import servers
 
 USERS = 20
 
@@ -35,7 +35,7 @@ def cache():
 
 
 async def test_memcached_killed_under_load_answers_stay_correct_and_hits_recover(mysql_database, cache, tmp_path):
-    env = {"GATEWAY_ENV": "test", "GATEWAY_DATA_DIR": str(tmp_path), "GATEWAY_PLUGINS": "health,auth,data",
+    env = {"GATEWAY_ENV": "test", "GATEWAY_DATA_DIR": str(tmp_path), "GATEWAY_PLUGINS": "health,auth,data,profiles",
            "DATABASE_URL": mysql_database, "CACHE_URL": f"memcached://{cache.address}",
            "HEALTH_READY_CACHE_SECONDS": "0", "GATEWAY_LOG_LEVEL": "WARNING"}
     app = servers.gateway(env, workers=2, log=str(tmp_path / "gateway.log")).start()
@@ -99,7 +99,7 @@ async def test_database_restarted_under_load_loses_no_acknowledged_write(tmp_pat
         with admin.cursor() as cursor:
             cursor.execute("CREATE DATABASE drill")
         admin.close()
-        env = {"GATEWAY_ENV": "test", "GATEWAY_DATA_DIR": str(tmp_path), "GATEWAY_PLUGINS": "health,auth,data",
+        env = {"GATEWAY_ENV": "test", "GATEWAY_DATA_DIR": str(tmp_path), "GATEWAY_PLUGINS": "health,auth,data,profiles",
                "DATABASE_URL": f"mysql://root@127.0.0.1:{database.port}/drill", "CACHE_URL": "memory://",
                "HEALTH_READY_CACHE_SECONDS": "0", "GATEWAY_LOG_LEVEL": "WARNING",
                "DATABASE_CONNECT_TIMEOUT_SECONDS": "1", "DATABASE_QUERY_TIMEOUT_SECONDS": "2"}

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from plugins.auth.issuer import LocalIssuer
-from tests import servers
+from devsupport import servers
 
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 

@@ -16,7 +16,7 @@ REGION = "us-east-1"
 
 @pytest.fixture
 def media_env(base_env) -> dict:
-    return {**base_env, "GATEWAY_PLUGINS": "health,auth,data,media"}
+    return {**base_env, "GATEWAY_PLUGINS": "health,auth,data,profiles,media"}
 
 
 @pytest.fixture

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from plugins.data.api import CACHE
+
 from tests.media.helpers import JPEG, download
 
 
@@ -29,9 +31,9 @@ async def test_upload_avatar_cached_profile_and_delete(app, caller):
     patched = await app.client.patch("/v1/me", json={"avatar_media_id": avatar["id"]}, headers=auth)
     assert patched.status == 200
     await app.client.get("/v1/me", headers=auth)  # fills memcached
-    hits = app.services["cache"].hits
+    hits = app.services[CACHE].hits
     cached = await app.client.get("/v1/me", headers=auth)
-    assert app.services["cache"].hits > hits
+    assert app.services[CACHE].hits > hits
     url = (await cached.json())["avatar"]["url"]
     assert (await download(url))[:2] == (200, JPEG)
 

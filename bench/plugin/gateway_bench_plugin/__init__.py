@@ -2,6 +2,7 @@
 from aiohttp import web
 
 from gateway.plugin import Plugin
+from plugins.auth.api import PRINCIPAL
 
 BODY = b'{"ok":true}'
 
@@ -15,4 +16,4 @@ def setup(ctx) -> None:
     ctx.route("GET", "/bench/protected", noop, "No-op, bearer token required")
 
 
-plugin = Plugin(name="bench", setup=setup, requires=("principal",))
+plugin = Plugin(name="bench", setup=setup, requires=(PRINCIPAL,))

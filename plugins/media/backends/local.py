@@ -26,8 +26,9 @@ from urllib.parse import urlencode
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from gateway.files import create_once
 from gateway.problems import Problem
-from plugins.media.backends import KEY, PREFIXES, Head
+from plugins.media.backends.store import KEY, PREFIXES, Head
 
 BASE = "/local-media"
 PUBLIC_PREFIX = PREFIXES["avatar"] + "/"
@@ -43,16 +44,7 @@ def load_or_create_secret(path: Path) -> bytes:
     """The HMAC key, created on first start; workers racing to create it all end up with the one
     that was linked into place first."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".secret-")  # 0600
-        try:
-            with os.fdopen(fd, "wb") as file:
-                file.write(secrets.token_bytes(32))
-            os.link(temporary, path)
-        except FileExistsError:
-            pass
-        finally:
-            os.unlink(temporary)
+        create_once(path, secrets.token_bytes(32))
     return path.read_bytes()
 
 

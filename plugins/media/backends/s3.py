@@ -16,7 +16,7 @@ import aioboto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from plugins.media.backends import Head
+from plugins.media.backends.store import Head
 from plugins.media.backends.cloudfront import CloudFront
 
 ENCRYPTION = "AES256"

@@ -1,6 +1,7 @@
 """The profile API of INTERFACE.md on the resource layer: GET/PATCH/DELETE /v1/me and
 GET /v1/users/{id}. A profile is keyed by the token's subject and created from the token's claims
-on the first GET (or PATCH) of /v1/me; concurrent first calls insert it once."""
+on the first GET (or PATCH) of /v1/me; concurrent first calls insert it once. Other plugins' fields
+(api.ProfileField) join the schemas when the service installs the resource, after every setup."""
 from __future__ import annotations
 
 import re
@@ -9,7 +10,9 @@ import unicodedata
 from marshmallow import Schema, ValidationError, fields, validate
 
 from gateway.plugin import SetupContext
-from plugins.data.resources import Resource, Resources
+from plugins.auth.api import PrincipalOf
+from plugins.data.api import DeleteHook, Resource, Resources
+from plugins.profiles.api import ProfileField
 
 # RFC 5646 well-formed tags: language[-extlang][-script][-region][-variant]*[-extension]*[-privateuse],
 # or a private-use tag alone.
@@ -41,37 +44,29 @@ def not_blank(value: str) -> None:
         raise ValidationError("Must not be blank.")
 
 
-class AvatarSchema(Schema):
-    media_id = fields.Str(required=True)
-    url = fields.Str(allow_none=True)
-
-
-class PublicProfileSchema(Schema):
-    """Another user's public profile"""
-
+class PublicProfile(Schema):
     id = fields.Str(required=True)
     username = fields.Str(required=True)
     display_name = fields.Str(required=True)
     bio = fields.Str(required=True)
-    avatar = fields.Nested(AvatarSchema, allow_none=True)
 
 
-class ProfileSchema(PublicProfileSchema):
-    """The caller's profile"""
-
+class Profile(PublicProfile):
     locale = fields.Str(allow_none=True)
     created_at = fields.Str(required=True)
     updated_at = fields.Str(required=True)
     version = fields.Int(required=True)
 
 
-class ProfilePatchSchema(Schema):
-    """Fields to change; unknown fields are refused"""
-
+class ProfilePatch(Schema):
     display_name = fields.Str(validate=[validate.Length(1, 50), not_blank, control_characters()])
     bio = fields.Str(validate=[validate.Length(max=280), control_characters("\n")])
     locale = fields.Str(allow_none=True, validate=[validate.Length(max=35), language_tag])
-    avatar_media_id = fields.Str(allow_none=True, validate=validate.Length(1, 64))
+
+
+def extended(base: type[Schema], name: str, doc: str, added: dict[str, fields.Field]) -> type[Schema]:
+    """`base` with the fields other plugins added, named as the API documents it."""
+    return type(name, (base,), {"__doc__": doc, **added})
 
 
 def from_claims(caller) -> dict:
@@ -90,33 +85,49 @@ def from_claims(caller) -> dict:
     }
 
 
-async def avatar_without_media(row: dict) -> dict | None:
-    media_id = row["avatar_media_id"]
-    return {"media_id": media_id, "url": None} if media_id else None
+class ProfileService:
+    """The PROFILES service: collects other plugins' fields and delete hooks during setup, then
+    defines the profile resource and its routes with them (`install`, after every setup)."""
+
+    def __init__(self, resources: Resources, principal: PrincipalOf) -> None:
+        self.resources = resources
+        self.principal = principal
+        self.fields: list[ProfileField] = []
+        self.delete_hooks: list[DeleteHook] = []
+        self.resource: Resource | None = None
+
+    def extend(self, field: ProfileField) -> None:
+        self.fields.append(field)
+
+    def on_delete(self, hook: DeleteHook) -> None:
+        self.delete_hooks.append(hook)
+
+    def install(self, ctx: SetupContext) -> None:
+        outputs = {field.name: field.output for field in self.fields}
+        public = extended(PublicProfile, "PublicProfileSchema", "Another user's public profile", outputs)
+        own = extended(Profile, "ProfileSchema", "The caller's profile", outputs)
+        patch = extended(ProfilePatch, "ProfilePatchSchema", "Fields to change; unknown fields are refused",
+                         {field.column: field.patch for field in self.fields if field.column})
+        self.resource = profiles = self.resources.define("profile", table="profiles", schema=own,
+                                                         views={"public": public})
+        for field in self.fields:
+            profiles.on_render(field.name, field.render)
+            if field.validate is not None:
+                profiles.on_validate(field.column, field.validate)
+        for hook in self.delete_hooks:
+            profiles.on_delete(hook)
+        add_routes(ctx, profiles, self.principal, own, public, patch)
 
 
-async def no_avatars_without_media(request, media_id) -> None:
-    if media_id is not None:
-        raise ValidationError("Avatars need the media plugin, which is not loaded.")
-
-
-def define(resources: Resources) -> Resource:
-    profiles = resources.define("profile", table="profiles", schema=ProfileSchema,
-                                views={"public": PublicProfileSchema})
-    # The media plugin replaces both with its own (a ready avatar of the caller's; a download URL).
-    profiles.on_render("avatar", avatar_without_media)
-    profiles.on_validate("avatar_media_id", no_avatars_without_media)
-    return profiles
-
-
-def add_routes(ctx: SetupContext, profiles: Resource, principal) -> None:
+def add_routes(ctx: SetupContext, profiles: Resource, principal: PrincipalOf, own: type[Schema],
+               public: type[Schema], patch: type[Schema]) -> None:
     async def get_me(request):
         caller = principal(request)
         return await profiles.get(request, caller.sub, create=lambda: from_claims(caller))
 
-    async def patch_me(request):
+    async def patch_me(request, body):
         caller = principal(request)
-        return await profiles.patch(request, caller.sub, create=lambda: from_claims(caller))
+        return await profiles.patch(request, caller.sub, body, create=lambda: from_claims(caller))
 
     async def delete_me(request):
         return await profiles.delete(request, principal(request).sub)
@@ -126,13 +137,13 @@ def add_routes(ctx: SetupContext, profiles: Resource, principal) -> None:
 
     tags = ("profile",)
     ctx.route("GET", "/v1/me", get_me, "The caller's profile, created from the token on first call",
-              responses={200: ProfileSchema, 304: "Not modified (If-None-Match)"}, tags=tags)
+              responses={200: own, 304: "Not modified (If-None-Match)"}, tags=tags)
     ctx.route("PATCH", "/v1/me", patch_me, "Change fields of the caller's profile",
-              body=ProfilePatchSchema, tags=tags,
-              responses={200: ProfileSchema, 412: "If-Match does not match the current ETag",
+              body=patch, tags=tags,
+              responses={200: own, 412: "If-Match does not match the current ETag",
                          415: "The body is not application/json"})
     ctx.route("DELETE", "/v1/me", delete_me, "Delete the caller's profile and media records",
               responses={204: "Deleted"}, tags=tags)
     ctx.route("GET", "/v1/users/{id}", get_user, "Another user's public profile",
-              responses={200: PublicProfileSchema, 304: "Not modified (If-None-Match)", 404: "No such user"},
+              responses={200: public, 304: "Not modified (If-None-Match)", 404: "No such user"},
               tags=tags)

@@ -1,0 +1,1 @@
+"""Development support shared by the tests and the benchmarks (real servers on loopback ports); not part of the installed gateway."""

@@ -1,0 +1,109 @@
+"""The memcached cache backend: emcache with autobatching, several nodes, ElastiCache auto
+discovery, and one documented patch of emcache's internals (`fail_lost_batches`, below)."""
+from __future__ import annotations
+
+import asyncio
+
+import emcache
+from emcache import autobatching as emcache_autobatching
+
+from plugins.data.settings import memcached_nodes
+
+
+def fail_lost_batches() -> None:
+    """emcache's autobatching resolves its callers' futures on success and on its own timeout only:
+    when a node's connection fails mid-batch (memcached killed, connection refused) they would wait
+    forever. Fail them with the batch's error instead. A guard per operation (asyncio.timeout) did
+    the same at an eighth of the cache-hit path's cost; emcache is pinned, and the memcached-killed
+    drills fail if this stops working."""
+    original = emcache_autobatching._InflightBatches._batch_operation
+
+    async def batch_operation(self, node, keys) -> None:
+        try:
+            await original(self, node, keys)
+        except Exception as exc:
+            for key in keys:
+                for future in self._ops.pop(key, ()):
+                    if not future.done():
+                        future.set_exception(exc)
+            self._maybe_signal_termination()
+
+    emcache_autobatching._InflightBatches._batch_operation = batch_operation
+
+
+fail_lost_batches()
+
+
+class Memcached:
+    """emcache with autobatching (concurrent gets become one multi-get per node), a timeout on every
+    operation, several nodes by rendezvous hashing, and ElastiCache auto discovery."""
+
+    def __init__(self, url: str, timeout: float, max_connections: int) -> None:
+        self.discovery = url.startswith("memcached+discovery:")
+        self.nodes = [emcache.MemcachedHostAddress(host, port) for host, port in memcached_nodes(url)]
+        self.timeout = timeout
+        self.max_connections = max_connections
+        self.client: emcache.Client | None = None
+        self._discovered = not self.discovery
+
+    async def start(self) -> None:
+        self.client = await emcache.create_client(
+            self.nodes, timeout=self.timeout, connection_timeout=1.0, max_connections=self.max_connections,
+            # Unhealthy nodes stay in the ring: purging them re-homes their keys to other nodes, which
+            # can serve values whose invalidation went elsewhere (and, with every node purged, emcache's
+            # batched gets never return). A dead node's keys just miss, and the breaker bounds the cost.
+            autobatching=True, purge_unhealthy_nodes=False, autodiscovery=self.discovery, autodiscovery_timeout=1.0,
+        )
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+
+    @property
+    def _client(self) -> emcache.Client:
+        # Until auto discovery has found nodes, emcache's batches fail inside the event loop and their
+        # callers wait forever: fail them here instead.
+        if not self._discovered:
+            if not self.client.cluster_managment().nodes():
+                raise ConnectionError("no memcached nodes discovered yet")
+            self._discovered = True
+        return self.client
+
+    async def get(self, key: bytes) -> bytes | None:
+        item = await self._client.get(key)
+        return item.value if item is not None else None
+
+    async def gets(self, key: bytes) -> tuple[bytes, int] | None:
+        item = await self._client.gets(key)
+        return (item.value, item.cas) if item is not None else None
+
+    async def add(self, key: bytes, value: bytes, ttl: int) -> bool:
+        try:
+            await self._client.add(key, value, exptime=ttl)
+            return True
+        except emcache.NotStoredStorageCommandError:
+            return False
+
+    async def cas(self, key: bytes, value: bytes, token: int, ttl: int) -> bool:
+        try:
+            await self._client.cas(key, value, token, exptime=ttl)
+            return True
+        except emcache.StorageCommandError:  # EXISTS (someone else's lease) or NOT_FOUND (deleted)
+            return False
+
+    async def set(self, key: bytes, value: bytes, ttl: int) -> None:
+        await self._client.set(key, value, exptime=ttl)
+
+    async def delete(self, key: bytes) -> None:
+        try:
+            await self._client.delete(key)
+        except emcache.NotFoundCommandError:
+            pass
+
+    async def probe(self) -> dict:
+        nodes = self._client.cluster_managment().nodes()
+        answers = await asyncio.gather(*(self._client.version(node) for node in nodes), return_exceptions=True)
+        down = [f"{n.address}:{n.port}" for n, answer in zip(nodes, answers) if isinstance(answer, BaseException)]
+        if down or not nodes:
+            raise ConnectionError(f"memcached unreachable: {', '.join(down) or 'no nodes discovered'}")
+        return {"backend": "memcached", "nodes": len(nodes)}

@@ -1,0 +1,66 @@
+"""The representation cache of a resource: each row rendered once, on a cache miss, into bytes
+stored as `ETag\\nbody` per view, so that a hit sends those bytes as they are. After a write
+commits, `written()` drops every view of the row and, with a replica, remembers for a while that
+the writer's own lists must read the writer (read-your-writes)."""
+from __future__ import annotations
+
+import json
+import zlib
+from typing import Awaitable, Callable
+
+from marshmallow import Schema
+
+from plugins.data.api import Renderer, Row
+from plugins.data.cache import Cache, cache_key
+
+DEFAULT = "default"
+
+
+def etag_of(row: Row) -> str:
+    # The version alone would repeat after a delete and re-create; created_at tells those apart.
+    return f'"{row["version"]}.{zlib.crc32(row["created_at"].encode()):08x}"'
+
+
+class Representations:
+    def __init__(self, name: str, cache: Cache, views: dict[str, Schema], *, replica: bool,
+                 read_max_lag: float) -> None:
+        self.name = name
+        self.cache = cache
+        self.views = views
+        self.replica = replica
+        self.read_max_lag = read_max_lag
+        self.renderers: dict[str, Renderer] = {}
+
+    def keys(self, key: str, owner: str | None = None) -> list[bytes]:
+        keys = [cache_key(self.name, view, key) for view in self.views]
+        if owner is not None:
+            keys += [cache_key(self.name, view, key, owner) for view in self.views]
+        return keys
+
+    async def data(self, row: Row, view: str = DEFAULT) -> dict:
+        """The representation of a row as a dict (for answers that embed it)."""
+        data = self.views[view].dump(row)
+        for field, renderer in self.renderers.items():
+            if field in self.views[view].fields:
+                data[field] = await renderer(row)
+        return data
+
+    async def render(self, row: Row, view: str = DEFAULT) -> bytes:
+        body = json.dumps(await self.data(row, view), ensure_ascii=False, separators=(",", ":")).encode()
+        return etag_of(row).encode() + b"\n" + body
+
+    def read(self, key: str, owner: str | None, view: str,
+             load: Callable[[str, str | None, str], Awaitable[bytes | None]]) -> Awaitable[bytes | None]:
+        """The stored representation, from the cache or from `load(key, owner, view)`. Not a
+        coroutine itself: it hands back the cache's, one frame fewer on every read."""
+        ck = cache_key(self.name, view, key) if owner is None else cache_key(self.name, view, key, owner)
+        return self.cache.fetch(ck, load, key, owner, view)
+
+    async def written(self, key: str, owner: str | None = None) -> None:
+        await self.cache.invalidate(*self.keys(key, owner))
+        if self.replica and self.read_max_lag:
+            await self.cache.mark(cache_key(self.name, "wrote", owner or key), round(self.read_max_lag))
+
+    async def replica_ok(self, owner: str) -> bool:
+        """Whether the owner's lists may come from the replica (they have not written lately)."""
+        return self.replica and not await self.cache.marked(cache_key(self.name, "wrote", owner))

@@ -1,0 +1,57 @@
+"""What every media store shares: the operations, the keys and `Head`.
+
+Every store (S3 in `s3.py`, the embedded one in `local.py`) offers the same operations:
+
+    await store.presign_upload(key, content_type, max_size, expires)  -> (url, form fields)
+    await store.head(key)                  -> Head(size, content_type) or None
+    await store.finish(key)                -> the upload is accepted (S3: its pending tag goes)
+    await store.download_url(key, expires) -> a URL that works until `expires` (epoch seconds)
+    await store.public_url(key)            -> a URL for an avatar that does not expire
+    await store.delete(key)                -> gone (no error if it already was)
+    await store.probe()                    -> readiness details; raises when unusable
+    store.context                          -> the cleanup context that opens and closes it
+
+URLs may be relative to the gateway (the local store's are); handlers resolve them against the
+request. The server chooses every key, `{prefix}/{owner}/{media id}.{extension}`: avatars under
+`avatars/` (a public path on the CDN, see docs/decisions/avatar-urls.md), everything else under
+`u/` (signed URLs only).
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+EXTENSIONS = {
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/webp": "webp",
+    "image/heic": "heic",
+    "image/heif": "heif",
+    "image/gif": "gif",
+    "video/mp4": "mp4",
+    "video/quicktime": "mov",
+    "application/pdf": "pdf",
+}
+PREFIXES = {"avatar": "avatars"}
+DEFAULT_PREFIX = "u"
+PLAIN_OWNER = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# Every key object_key() makes, and nothing else: no dots outside the extension, no empty segments.
+KEY = re.compile(r"(?:u|avatars)/(?:[A-Za-z0-9_-]{1,128}|~[0-9a-f]{32})/[A-Za-z0-9_-]{1,64}\.[a-z0-9]{1,8}")
+
+
+@dataclass(frozen=True)
+class Head:
+    size: int
+    content_type: str
+
+
+def owner_segment(sub: str) -> str:
+    """The owner's prefix: the subject itself when it is plain (Cognito's UUIDs), else a digest, so
+    that no subject can put `/` or `..` into a key."""
+    return sub if PLAIN_OWNER.fullmatch(sub) else "~" + hashlib.blake2b(sub.encode(), digest_size=16).hexdigest()
+
+
+def object_key(purpose: str, owner: str, media_id: str, content_type: str) -> str:
+    prefix = PREFIXES.get(purpose, DEFAULT_PREFIX)
+    return f"{prefix}/{owner_segment(owner)}/{media_id}.{EXTENSIONS[content_type]}"
