@@ -4,8 +4,9 @@
                                     parameters, then the difference from the seed, line by line
     python infra/budget.py --seed   the seed document's budget table, row by row (total $904.95)
 
-A row's monthly cost is count x unit price; an hourly price becomes a monthly unit price over
-730 hours, rounded to the cent, as the seed's own prices are.
+A row's monthly cost is count x unit price, less the units a free tier covers ("free"); an hourly
+price becomes a monthly unit price over 730 hours, rounded to the cent, as the seed's own prices
+are. Rows whose price could not be checked against a stored AWS page ("unverified") are marked *.
 """
 import argparse
 import json
@@ -38,8 +39,8 @@ def unit_price(row, hours):
 
 
 def cost(row, hours):
-    """A row's monthly cost."""
-    return cents(unit_price(row, hours) * row["count"])
+    """A row's monthly cost, after its free tier."""
+    return cents(unit_price(row, hours) * max(row["count"] - row.get("free", 0), 0))
 
 
 def seed_table(prices):
@@ -100,10 +101,10 @@ def seed_report(prices):
 
 def design_report(prices):
     design = design_table(prices)
-    rows = [[row["item"], row["region"], row["count"], dollars(unit),
-             dollars(total)] for row, unit, total in design]
+    rows = [[row["item"] + (" *" if row.get("unverified") else ""), row["region"], row["count"],
+             row.get("free", ""), dollars(unit), dollars(total)] for row, unit, total in design]
     design_total = sum(total for _, _, total in design)
-    rows.append(["TOTAL", "", "", "", dollars(design_total)])
+    rows.append(["TOTAL", "", "", "", "", dollars(design_total)])
     diff_rows = [[label, dollars(seed), dollars(new), dollars((new or ZERO) - (seed or ZERO), sign=True)]
                  for label, seed, new in differences(prices)]
     seed_total = sum(total for _, total in seed_table(prices))
@@ -111,7 +112,8 @@ def design_report(prices):
                       dollars(design_total - seed_total, sign=True)])
     return "\n".join([
         "Monthly cost of the templates at their default parameters",
-        render(["Item", "Region", "Count", "Unit price", "Cost"], rows, numeric={2, 3, 4}),
+        render(["Item", "Region", "Count", "Free", "Unit price", "Cost"], rows, numeric={2, 3, 4, 5}),
+        "* price not checked against a stored AWS page (its source says why)",
         "",
         "Difference from the seed's budget",
         render(["Line", "Seed", "Design", "Difference"], diff_rows, numeric={1, 2, 3}),

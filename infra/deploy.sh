@@ -76,6 +76,43 @@ put_private_key() {
     --type SecureString --overwrite --value "file://$CDN_PRIVATE_KEY_FILE" >/dev/null
 }
 
+# replica_arn ARN REGION: a replicated secret's ARN in REGION (the same ARN but for the region).
+replica_arn() {
+  if "$plan"; then
+    echo "${1%>}@$2>"
+  else
+    echo "${1/:$primary:/:$2:}"
+  fi
+}
+
+# switch_on_new_routing_controls: ARC creates routing controls Off; on the first deploy both
+# regions' controls go On (primary serves, standby ready). Any other state is an operator's
+# decision (docs/runbook-failover.md) and is left alone. State changes go to the cluster's
+# data-plane endpoints, trying each in turn.
+switch_on_new_routing_controls() {
+  echo "routing-controls $global api-primary=On api-standby=On (only when both are Off: first deploy)"
+  "$plan" && return
+  local cluster controls endpoints endpoint region states
+  cluster=$(output "$global" global ClusterArn)
+  controls=("$(output "$global" global PrimaryRoutingControlArn)" "$(output "$global" global StandbyRoutingControlArn)")
+  endpoints=$(aws route53-recovery-control-config describe-cluster --region us-west-2 \
+    --cluster-arn "$cluster" --query 'Cluster.ClusterEndpoints[].[Endpoint,Region]' --output text)
+  while read -r endpoint region; do
+    states=$(for control in "${controls[@]}"; do
+      aws route53-recovery-cluster get-routing-control-state --region "$region" \
+        --endpoint-url "$endpoint" --routing-control-arn "$control" \
+        --query RoutingControlState --output text || exit 1
+    done) || continue
+    [ "$(echo "$states" | sort -u)" = "Off" ] || return 0
+    aws route53-recovery-cluster update-routing-control-states --region "$region" \
+      --endpoint-url "$endpoint" --update-routing-control-state-entries \
+      "RoutingControlArn=${controls[0]},RoutingControlState=On" \
+      "RoutingControlArn=${controls[1]},RoutingControlState=On" && return 0
+  done <<<"$endpoints"
+  echo "error: no ARC cluster endpoint answered" >&2
+  return 1
+}
+
 # refresh REGION: replaces instances that do not match the launch template (a new AMI), new
 # before old; a no-op when all match.
 refresh() {
@@ -113,31 +150,47 @@ deploy "$primary" network "${common[@]}" "VpcCidr=$primary_cidr"
 deploy "$standby" network "${common[@]}" "VpcCidr=$standby_cidr"
 deploy "$primary" identity "${common[@]}" "HostedUiDomainPrefix=$HOSTED_UI_DOMAIN_PREFIX" \
   ${identity_parameters[@]+"${identity_parameters[@]}"}
+# The replica bucket first (the distribution's failover origin), then the distribution, then the
+# replica bucket's policy naming that distribution.
+deploy "$standby" media-replica "${common[@]}"
 deploy "$primary" media "${common[@]}" "${zone[@]}" \
   "MediaCertificateArn=$(output "$global" edge-certificate MediaCertificateArn)" \
-  "CdnPublicKey=$public_key"
-deploy "$primary" database "${common[@]}"
+  "CdnPublicKey=$public_key" \
+  "ReplicaBucketArn=$(output "$standby" media-replica MediaBucketArn)" \
+  "ReplicaBucketDomainName=$(output "$standby" media-replica MediaBucketRegionalDomainName)"
+deploy "$standby" media-replica "${common[@]}" \
+  "DistributionArn=$(output "$primary" media DistributionArn)"
+deploy "$primary" database "${common[@]}" "StandbyRegion=$standby" \
+  "StandbyKeyArn=$(output "$standby" network LogKeyArn)"
 deploy "$standby" database-replica "${common[@]}" "SourceRegion=$primary" \
   "SourceDatabaseArn=$(output "$primary" database DatabaseArn)"
 
 put_private_key "$primary"
 put_private_key "$standby"
 
+# Each region reads its own copies of the secrets and signs for the media bucket in its region.
+app_secret=$(output "$primary" database AppSecretArn)
+master_secret=$(output "$primary" database MasterSecretArn)
 app=("${common[@]}" "${zone[@]}"
   "DatabaseName=$(output "$primary" database DatabaseName)"
-  "DatabaseSecretArn=$(output "$primary" database DatabaseSecretArn)"
   "CognitoRegion=$primary"
   "UserPoolId=$(output "$primary" identity UserPoolId)"
   "AppClientId=$(output "$primary" identity AppClientId)"
-  "MediaBucketName=$(output "$primary" media MediaBucketName)"
-  "MediaBucketRegion=$primary"
   "MediaCdnUrl=$(output "$primary" media MediaCdnUrl)"
   "MediaCdnKeyPairId=$(output "$primary" media MediaCdnKeyPairId)"
   "EnableJwtAuthorizer=${ENABLE_JWT_AUTHORIZER:-false}")
 deploy "$primary" region "${app[@]}" Role=primary "AmiId=$AMI_ID_PRIMARY" \
-  "DatabaseHost=$(output "$primary" database DatabaseHost)"
+  "DatabaseHost=$(output "$primary" database DatabaseHost)" \
+  "DatabaseSecretArn=$app_secret" "DatabaseMigratorSecretArn=$master_secret" \
+  "MediaBucketName=$(output "$primary" media MediaBucketName)" "MediaBucketRegion=$primary"
+# The primary's boot step migrates as the master user and creates or aligns the app user from its
+# secret (docs/infra.md, "Data tier"); the replica receives both through replication.
+echo "bootstrap $primary migrate + app user: the boot step of the primary's instances (MIGRATE_ON_BOOT=true)"
 deploy "$standby" region "${app[@]}" Role=standby "AmiId=$AMI_ID_STANDBY" \
-  "DatabaseHost=$(output "$standby" database-replica DatabaseHost)"
+  "DatabaseHost=$(output "$standby" database-replica DatabaseHost)" \
+  "DatabaseSecretArn=$(replica_arn "$app_secret" "$standby")" \
+  "DatabaseMigratorSecretArn=$(replica_arn "$master_secret" "$standby")" \
+  "MediaBucketName=$(output "$standby" media-replica MediaBucketName)" "MediaBucketRegion=$standby"
 
 deploy "$global" global "${zone[@]}" \
   "PrimaryApiEndpointHost=$(output "$primary" region ApiEndpointHost)" \
@@ -146,6 +199,7 @@ deploy "$global" global "${zone[@]}" \
   "StandbyApiEndpointHost=$(output "$standby" region ApiEndpointHost)" \
   "StandbyApiDomainName=$(output "$standby" region ApiRegionalDomainName)" \
   "StandbyApiHostedZoneId=$(output "$standby" region ApiRegionalHostedZoneId)"
+switch_on_new_routing_controls
 
 refresh "$primary"
 refresh "$standby"

@@ -75,6 +75,25 @@ def test_every_design_price_has_a_source_and_non_seed_prices_a_date(prices):
                 assert row["unit_price"] in seed_units, row["item"]
         else:
             assert row["as_of"] and row["source"].startswith("https://"), row["item"]
+        if row.get("unverified"):
+            assert "not in the stored docs" in row["source"] or "unverified" in row["source"], row["item"]
+
+
+def test_free_tiers_are_subtracted_before_pricing(budget, prices):
+    assert budget.cost({"unit_price": "0.12", "count": 10, "free": 1000}, 730) == 0
+    assert budget.cost({"unit_price": "0.12", "count": 1010, "free": 1000}, 730) == Decimal("1.20")
+    # CloudFront's always-free tier (1 TB out, 10 million requests a month) covers the seed's volumes
+    cloudfront = [row for row in prices["design"] if row["item"].startswith("CloudFront")]
+    assert len(cloudfront) == 2
+    assert all(budget.cost(row, prices["hours_per_month"]) == 0 for row in cloudfront)
+
+
+def test_unverified_rows_are_marked_in_the_report(prices):
+    out = run()
+    for row in prices["design"]:
+        if row.get("unverified"):
+            assert f"{row['item']} *" in out, row["item"]
+    assert "* price not checked against a stored AWS page" in out
 
 
 def test_design_replaces_each_seed_row_once(prices):
@@ -120,6 +139,16 @@ def test_design_quantities_follow_the_templates(prices):
     assert _design_count(prices, ["Multi-AZ", "db.m5.large"]) == 1
     storage = database["Parameters"]["AllocatedStorage"]["Default"]
     assert _design_count(prices, ["RDS gp3 storage"], "ap-southeast-1") == storage
-    health_checks = len(resources(load("global"), "AWS::Route53::HealthCheck"))
-    assert _design_count(prices, ["Route 53 health check optional feature: HTTPS"]) == health_checks
+    routing = load("global")
+    https_checks = [c for c in resources(routing, "AWS::Route53::HealthCheck").values()
+                    if c["Properties"]["HealthCheckConfig"]["Type"] == "HTTPS"]
+    assert _design_count(prices, ["Route 53 health check optional feature: HTTPS"]) == len(https_checks)
+    assert _design_count(prices, ["Route 53 ARC cluster"]) == len(resources(routing, "AWS::Route53RecoveryControl::Cluster"))
+    secrets = resources(database, "AWS::SecretsManager::Secret").values()
+    copies = sum(1 + len(secret["Properties"]["ReplicaRegions"]) for secret in secrets)
+    assert _design_count(prices, ["Secrets Manager secrets"]) == copies
+    assert _design_count(prices, ["S3 media replica bucket"]) == _design_count(prices, ["S3 media bucket"]) * 10
+    assert _design_count(prices, ["CloudWatch Logs storage at 365-day"], "ap-southeast-1") == 12 * _design_count(
+        prices, ["CloudWatch Logs ingestion"], "ap-southeast-1")
+    assert region["Parameters"]["LogRetentionDays"]["Default"] == 365
     assert _design_count(prices, ["KMS"]) == 2 * len(resources(network, "AWS::KMS::Key"))

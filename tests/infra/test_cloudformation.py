@@ -20,7 +20,8 @@ PLAN_ENV = {
 }
 SSM_NAMES = {
     "GATEWAY_DRAIN_SECONDS", "GATEWAY_TRUSTED_PROXIES", "MIGRATE_ON_BOOT", "DATABASE_HOST",
-    "DATABASE_PORT", "DATABASE_NAME", "DATABASE_SECRET_ARN", "CACHE_URL", "AUTH_COGNITO_REGION",
+    "DATABASE_PORT", "DATABASE_NAME", "DATABASE_SECRET_ARN", "DATABASE_MIGRATOR_SECRET_ARN", "CACHE_URL",
+    "AUTH_COGNITO_REGION",
     "AUTH_COGNITO_USER_POOL_ID", "AUTH_COGNITO_CLIENT_IDS", "MEDIA_BUCKET", "MEDIA_BUCKET_REGION",
     "MEDIA_CDN_URL", "MEDIA_CDN_KEY_PAIR_ID",
 }
@@ -138,10 +139,11 @@ def test_primary_database_is_multi_az_encrypted_and_protected(templates, plan):
     (db,) = resources(t, "AWS::RDS::DBInstance").values()
     p = db["Properties"]
     assert p["Engine"] == "mysql"
-    assert re.fullmatch(r"8\.0\.\d+", default(t, p["EngineVersion"]))
+    assert re.fullmatch(r"8\.4\.\d+", default(t, p["EngineVersion"]))
     assert default(t, p["DBInstanceClass"]) == "db.m5.large"
     assert p["MultiAZ"] is True and p["StorageEncrypted"] is True and p["DeletionProtection"] is True
-    assert p["ManageMasterUserPassword"] is True and "MasterUserPassword" not in p
+    # the stack's own secret, never RDS-managed (tests/infra/test_data_tier.py says why)
+    assert "ManageMasterUserPassword" not in p and "{{resolve:secretsmanager:" in str(p["MasterUserPassword"])
     assert default(t, p["BackupRetentionPeriod"]) >= 7
     assert p["PubliclyAccessible"] is False
     assert db["DeletionPolicy"] == db["UpdateReplacePolicy"] == "Snapshot"
@@ -277,7 +279,7 @@ def test_instance_role_is_least_privilege(templates):
     for s in statements.values():
         actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
         assert all("*" not in action for action in actions), s["Sid"]
-    assert statements["DatabaseSecret"]["Resource"] == {"Ref": "DatabaseSecretArn"}
+    assert statements["DatabaseSecret"]["Resource"] == [{"Ref": "DatabaseSecretArn"}, {"Ref": "DatabaseMigratorSecretArn"}]
     objects = [r["Fn::Sub"] for r in statements["MediaObjects"]["Resource"]]
     assert objects == ["arn:${AWS::Partition}:s3:::${MediaBucketName}/u/*",
                        "arn:${AWS::Partition}:s3:::${MediaBucketName}/avatars/*"]
@@ -286,7 +288,7 @@ def test_instance_role_is_least_privilege(templates):
 
 def test_buckets_are_private_encrypted_and_tls_only(templates):
     buckets = [(t, name, r) for t in templates.values() for name, r in resources(t, "AWS::S3::Bucket").items()]
-    assert len(buckets) == 3
+    assert len(buckets) == 5
     for t, name, bucket in buckets:
         p = bucket["Properties"]
         assert set(p["PublicAccessBlockConfiguration"].values()) == {True}, name
@@ -311,8 +313,9 @@ def test_media_bucket_versioning_cors_and_abandoned_uploads(templates):
 def test_cloudfront_reads_through_oac_and_signs_all_but_avatars(templates):
     t = templates["media"]
     config = only(t, "AWS::CloudFront::Distribution")["DistributionConfig"]
-    (origin,) = config["Origins"]
-    assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["OriginAccessControl", "Id"]}
+    assert len(config["Origins"]) == 2
+    for origin in config["Origins"]:
+        assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["OriginAccessControl", "Id"]}
     assert config["DefaultCacheBehavior"]["TrustedKeyGroups"] == [{"Ref": "KeyGroup"}]
     assert config["DefaultCacheBehavior"]["ViewerProtocolPolicy"] == "https-only"
     (avatars,) = config["CacheBehaviors"]
@@ -339,11 +342,13 @@ def test_cognito_public_client_and_optional_providers(templates):
 
 def test_api_fails_over_between_regions_on_readiness(templates, plan):
     t = templates["global"]
-    checks = resources(t, "AWS::Route53::HealthCheck")
-    assert {c["Properties"]["HealthCheckConfig"]["ResourcePath"] for c in checks.values()} == {"/health/ready"}
+    probes = [c["Properties"]["HealthCheckConfig"] for c in resources(t, "AWS::Route53::HealthCheck").values()
+              if c["Properties"]["HealthCheckConfig"]["Type"] == "HTTPS"]
+    assert len(probes) == 2 and {c["ResourcePath"] for c in probes} == {"/health/ready"}
+    # the records follow the ARC routing controls (tests/infra/test_data_tier.py)
     records = {r["Properties"]["Failover"]: r["Properties"] for r in resources(t, "AWS::Route53::RecordSet").values()}
-    assert records["PRIMARY"]["HealthCheckId"] == {"Ref": "PrimaryHealthCheck"}
-    assert records["SECONDARY"]["HealthCheckId"] == {"Ref": "StandbyHealthCheck"}
+    assert records["PRIMARY"]["HealthCheckId"]["Fn::If"][1] == {"Ref": "PrimarySwitch"}
+    assert records["SECONDARY"]["HealthCheckId"]["Fn::If"][1] == {"Ref": "StandbySwitch"}
     (params,) = [params for _, name, params in plan if name == "global"]
     assert params["PrimaryApiDomainName"] == f"<{PRIMARY}:region.ApiRegionalDomainName>"
     assert params["StandbyApiDomainName"] == f"<{STANDBY}:region.ApiRegionalDomainName>"

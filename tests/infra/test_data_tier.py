@@ -1,0 +1,350 @@
+"""The data tier against the limits AWS documents and no linter knows: one test per rule, each
+naming the page it comes from. The templates are read as data, the deploy order from
+`infra/deploy.sh --plan` and the outage steps from docs/runbook-failover.md."""
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.infra.test_cloudformation import PRIMARY, STANDBY, default, load, plan, resources  # noqa: F401
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNBOOK = ROOT / "docs" / "runbook-failover.md"
+DATABASES = ["database", "database-replica"]
+
+
+def instance(name: str) -> dict:
+    (db,) = resources(load(name), "AWS::RDS::DBInstance").values()
+    return db["Properties"]
+
+
+def parameter_group(name: str) -> dict:
+    (group,) = resources(load(name), "AWS::RDS::DBParameterGroup").values()
+    return group["Properties"]
+
+
+def steps(plan, template):
+    return [(region, params) for region, name, params in plan if name == template]
+
+
+def test_no_read_replica_source_has_an_rds_managed_master_password(plan):
+    """RDS User Guide, "Password management with Amazon RDS and AWS Secrets Manager",
+    limitations (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-secrets-manager.html):
+    creating a read replica is not supported when the source manages its master password in
+    Secrets Manager (every engine but SQL Server). The replica's source is database.yaml's
+    instance, as deploy.sh wires it."""
+    ((_, params),) = steps(plan, "database-replica")
+    assert params["SourceDatabaseArn"] == f"<{PRIMARY}:database.DatabaseArn>"
+    source = instance("database")
+    assert source.get("ManageMasterUserPassword") in (None, False)
+    assert "ManageMasterUserPassword" not in instance("database-replica")
+
+
+def test_master_password_is_the_stacks_generated_secret_within_rds_rules():
+    """CreateDBInstance, MasterUserPassword
+    (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstance.html): RDS for
+    MySQL takes 8 to 41 printable ASCII characters except "/", '"' and "@"; and "Retrieve a
+    secret in an AWS CloudFormation resource"
+    (https://docs.aws.amazon.com/secretsmanager/latest/userguide/cfn-example_reference-secret.html):
+    the instance reads it through a dynamic reference, never a parameter."""
+    t = load("database")
+    db = instance("database")
+    assert db["MasterUsername"] == {"Fn::Sub": "{{resolve:secretsmanager:${MasterSecret}:SecretString:username}}"}
+    assert db["MasterUserPassword"] == {"Fn::Sub": "{{resolve:secretsmanager:${MasterSecret}:SecretString:password}}"}
+    for secret in resources(t, "AWS::SecretsManager::Secret").values():
+        generate = secret["Properties"]["GenerateSecretString"]
+        assert generate["GenerateStringKey"] == "password"
+        assert 8 <= generate.get("PasswordLength", 32) <= 41
+        assert {"/", '"', "@"} <= set(generate["ExcludeCharacters"])
+
+
+def test_both_secrets_are_replicated_and_each_region_reads_its_own_copy(plan):
+    """Secrets Manager User Guide, "Replicate an AWS Secrets Manager secret to other AWS Regions"
+    (https://docs.aws.amazon.com/secretsmanager/latest/userguide/create-manage-multi-region-secrets.html):
+    a replica's ARN is the primary's but for the Region, and replicas are read-only copies."""
+    secrets = resources(load("database"), "AWS::SecretsManager::Secret")
+    assert set(secrets) == {"MasterSecret", "AppSecret"}
+    for secret in secrets.values():
+        (replica,) = secret["Properties"]["ReplicaRegions"]
+        assert replica == {"Region": {"Ref": "StandbyRegion"}, "KmsKeyId": {"Ref": "StandbyKeyArn"}}
+    (database,) = steps(plan, "database")
+    assert database == (PRIMARY, {**database[1], "StandbyRegion": STANDBY, "StandbyKeyArn": f"<{STANDBY}:network.LogKeyArn>"})
+    regions = dict(steps(plan, "region"))
+    for key, output in (("DatabaseSecretArn", "AppSecretArn"), ("DatabaseMigratorSecretArn", "MasterSecretArn")):
+        assert regions[PRIMARY][key] == f"<{PRIMARY}:database.{output}>"
+        assert regions[STANDBY][key] == f"<{PRIMARY}:database.{output}@{STANDBY}>"
+
+
+def test_replica_secret_arn_is_the_primary_arn_in_the_other_region():
+    """The same page (create-manage-multi-region-secrets.html): "The ARN for a replicated secret is
+    the same as the primary secret except for the Region". deploy.sh derives it that way."""
+    script = ROOT / "infra" / "deploy.sh"
+    body = script.read_text()
+    function = body[body.index("replica_arn() {"):body.index("}\n", body.index("replica_arn() {")) + 2]
+    arn = "arn:aws:secretsmanager:ap-southeast-1:123456789012:secret:gateway-prod/database/app-Ab12Cd"
+    out = subprocess.run(["bash", "-c", f"plan=false primary=ap-southeast-1\n{function}\nreplica_arn '{arn}' ap-south-1"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == arn.replace(":ap-southeast-1:", ":ap-south-1:")
+
+
+@pytest.mark.parametrize("name", DATABASES)
+def test_mysql_requires_tls(name):
+    """RDS User Guide, "Requiring SSL/TLS for all connections to a MySQL DB instance on Amazon RDS"
+    (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/mysql-ssl-connections.require-ssl.html):
+    for MySQL 8.4 and lower require_secure_transport defaults to 0 (OFF); only a custom parameter
+    group set to 1 refuses plaintext. The checkov skip that excused plaintext is gone."""
+    assert parameter_group(name)["Parameters"]["require_secure_transport"] == "1"
+    (db,) = resources(load(name), "AWS::RDS::DBInstance").values()
+    skipped = {s["id"] for s in db.get("Metadata", {}).get("checkov", {}).get("skip", [])}
+    assert "CKV2_AWS_69" not in skipped
+
+
+@pytest.mark.parametrize("name", DATABASES)
+def test_mysql_8_4_with_extended_support_declined(name):
+    """CreateDBInstance, EngineLifecycleSupport
+    (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstance.html): left
+    unset it is open-source-rds-extended-support, which enrols the instance in paid RDS Extended
+    Support once its major version leaves standard support (MySQL 8.0 did in 2026); set on the
+    replica too, which CloudFormation creates as an instance of its own."""
+    db = instance(name)
+    assert db["EngineLifecycleSupport"] == "open-source-rds-extended-support-disabled"
+    if name == "database":
+        assert re.fullmatch(r"8\.4\.\d+", default(load(name), db["EngineVersion"]))
+
+
+@pytest.mark.parametrize("name", DATABASES)
+def test_parameter_group_family_matches_the_engine(name):
+    """RDS User Guide, "Parameters for MySQL"
+    (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/Appendix.MySQL.Parameters.html): the
+    DB parameter group families are mysql8.4, mysql8.0 and mysql5.7; an instance takes a group of
+    its own major version's family. The replica runs its source's version."""
+    version = default(load("database"), instance("database")["EngineVersion"])
+    assert parameter_group(name)["Family"] == "mysql" + ".".join(version.split(".")[:2])
+
+
+# MySQL Server Version Reference, "Option and Variable Changes for MySQL 8.4"
+# (https://dev.mysql.com/doc/mysqld-version-reference/en/optvar-changes-8-4.html), removed in 8.4.0
+# (a selection), and binlog_format, deprecated since 8.0.34 (ROW, the default, is what RDS uses).
+REMOVED_OR_DEPRECATED_IN_8_4 = {
+    "admin-ssl", "authentication_fido_rp_id", "avoid_temporal_upgrade", "binlog_format",
+    "binlog_transaction_dependency_tracking", "default_authentication_plugin", "have_openssl",
+    "have_ssl", "keyring_encrypted_file_data", "keyring_encrypted_file_password",
+}
+# System variables of MySQL 8.4 that RDS lets a custom group set (Appendix.MySQL.Parameters.html).
+SET_IN_8_4 = {"slow_query_log", "long_query_time", "log_output", "require_secure_transport"}
+
+
+@pytest.mark.parametrize("name", DATABASES)
+def test_every_parameter_exists_in_mysql_8_4(name):
+    """MySQL 8.4's option and variable changes
+    (https://dev.mysql.com/doc/mysqld-version-reference/en/optvar-changes-8-4.html) against the
+    group's parameters; RDS refuses a parameter its family does not have."""
+    parameters = set(parameter_group(name)["Parameters"])
+    assert parameters <= SET_IN_8_4
+    assert not parameters & REMOVED_OR_DEPRECATED_IN_8_4
+
+
+def test_memcached_in_transit_encryption():
+    """ElastiCache for Memcached User Guide, "ElastiCache in-transit encryption (TLS)"
+    (https://docs.aws.amazon.com/AmazonElastiCache/latest/mem-ug/in-transit-encryption-mc.html)
+    and "Amazon ElastiCache for Memcached supports encryption of data in transit" (What's New,
+    2022-05-26): Memcached 1.6.12 and later, a cluster in a VPC, TransitEncryptionEnabled set when
+    the cluster is created. The app is told to use TLS by CACHE_URL."""
+    t = load("region")
+    (cache,) = resources(t, "AWS::ElastiCache::CacheCluster").values()
+    p = cache["Properties"]
+    assert p["Engine"] == "memcached" and p["TransitEncryptionEnabled"] is True
+    assert tuple(map(int, str(p["EngineVersion"]).split("."))) >= (1, 6, 12)
+    assert p["CacheSubnetGroupName"] and p["VpcSecurityGroupIds"]
+    url = t["Resources"]["ParamCacheUrl"]["Properties"]["Value"]["Fn::Sub"]
+    assert url.endswith("?tls=verify") and t["Outputs"]["CacheUrl"]["Value"]["Fn::Sub"] == url
+
+
+def _media_bucket():
+    return load("media")["Resources"]["MediaBucket"]["Properties"]
+
+
+def test_replication_has_versioning_on_both_sides_and_sse_s3(plan):
+    """Amazon S3 User Guide, "Requirements and considerations for replication"
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication-requirements.html): both the
+    source and the destination bucket must have versioning enabled, the destination must exist
+    first, and the role must be able to read the source and replicate into the destination.
+    "Replicating encrypted objects"
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication-config-for-kms-objects.html):
+    SSE-KMS objects need SourceSelectionCriteria and KMS grants; both buckets use SSE-S3."""
+    source = _media_bucket()
+    replica = load("media-replica")["Resources"]["MediaReplicaBucket"]["Properties"]
+    for bucket in (source, replica):
+        assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+        (encryption,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        assert encryption["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+    (rule,) = source["ReplicationConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled" and rule["Destination"]["Bucket"] == {"Ref": "ReplicaBucketArn"}
+    assert "SourceSelectionCriteria" not in rule
+    order = [(region, name) for region, name, _ in plan]
+    assert order.index((STANDBY, "media-replica")) < order.index((PRIMARY, "media"))
+    (media,) = [params for region, name, params in plan if name == "media"]
+    assert media["ReplicaBucketArn"] == f"<{STANDBY}:media-replica.MediaBucketArn>"
+    policy = load("media")["Resources"]["ReplicationRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    actions = {a for s in policy["Statement"] for a in s["Action"]}
+    assert {"s3:GetReplicationConfiguration", "s3:ListBucket", "s3:GetObjectVersionForReplication",
+            "s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"} <= actions
+
+
+def test_delete_markers_replicate_and_the_replica_runs_its_own_lifecycle():
+    """Amazon S3 User Guide, "Replicating delete markers between buckets"
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/delete-marker-replication.html): delete
+    marker replication is not supported for tag-based rules, and delete markers that an S3
+    Lifecycle expiration rule adds are not replicated, so the replica expires the same objects."""
+    (rule,) = _media_bucket()["ReplicationConfiguration"]["Rules"]
+    assert rule["DeleteMarkerReplication"] == {"Status": "Enabled"}
+    assert "Tag" not in rule["Filter"] and "And" not in rule["Filter"]
+    replica = load("media-replica")["Resources"]["MediaReplicaBucket"]["Properties"]
+    ids = lambda bucket: {r["Id"]: {k: v for k, v in r.items() if k != "ExpirationInDays"}
+                          for r in bucket["LifecycleConfiguration"]["Rules"]}
+    assert ids(replica) == ids(_media_bucket())
+
+
+def test_origin_group_fails_over_read_requests_to_the_replica():
+    """CloudFront Developer Guide, "Optimize high availability with CloudFront origin failover"
+    (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/high_availability_origin_failover.html)
+    and "Request and response behavior for origin groups"
+    (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/RequestAndResponseBehaviorOriginGroups.html):
+    two origins, failover on 400, 403, 404, 416, 500, 502, 503 or 504 only, and only for GET,
+    HEAD and OPTIONS requests, so every behaviour using the group allows no other method."""
+    config = resources(load("media"), "AWS::CloudFront::Distribution")["Distribution"]["Properties"]["DistributionConfig"]
+    (group,) = config["OriginGroups"]["Items"]
+    assert config["OriginGroups"]["Quantity"] == 1
+    members = [m["OriginId"] for m in group["Members"]["Items"]]
+    assert members == ["media-bucket", "media-replica-bucket"] and group["Members"]["Quantity"] == 2
+    codes = group["FailoverCriteria"]["StatusCodes"]
+    assert codes["Quantity"] == len(codes["Items"]) and set(codes["Items"]) <= {400, 403, 404, 416, 500, 502, 503, 504}
+    assert {500, 502, 503, 504, 403} <= set(codes["Items"])
+    origins = {o["Id"]: o for o in config["Origins"]}
+    assert set(members) <= set(origins)
+    for behaviour in [config["DefaultCacheBehavior"], *config["CacheBehaviors"]]:
+        assert behaviour["TargetOriginId"] == group["Id"]
+        assert set(behaviour["AllowedMethods"]) <= {"GET", "HEAD", "OPTIONS"}
+
+
+def test_both_buckets_are_read_through_origin_access_control_by_this_distribution_only(plan):
+    """CloudFront Developer Guide, "Restrict access to an Amazon S3 origin"
+    (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/private-content-restricting-access-to-s3.html):
+    with OAC each bucket's policy allows the cloudfront.amazonaws.com principal on the condition
+    AWS:SourceArn = the distribution. The replica bucket learns it on deploy.sh's second pass."""
+    config = resources(load("media"), "AWS::CloudFront::Distribution")["Distribution"]["Properties"]["DistributionConfig"]
+    for origin in config["Origins"]:
+        assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["OriginAccessControl", "Id"]}
+        assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
+    policy = load("media-replica")["Resources"]["MediaReplicaBucketPolicy"]["Properties"]["PolicyDocument"]
+    (read,) = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
+    assert read["Principal"] == {"Service": "cloudfront.amazonaws.com"} and read["Action"] == "s3:GetObject"
+    assert read["Condition"] == {"StringEquals": {"AWS:SourceArn": {"Ref": "DistributionArn"}}}
+    passes = [params for region, name, params in plan if name == "media-replica"]
+    assert [p.get("DistributionArn") for p in passes] == [None, f"<{PRIMARY}:media.DistributionArn>"]
+
+
+def test_each_region_signs_for_the_bucket_in_its_region(plan):
+    """Amazon S3 User Guide, "Replicating objects within and across Regions"
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication.html): the replica is a
+    bucket of its own in the standby Region, reachable while the source Region is not; the
+    standby region's app uploads to and presigns for it."""
+    regions = dict(steps(plan, "region"))
+    assert regions[PRIMARY]["MediaBucketName"] == f"<{PRIMARY}:media.MediaBucketName>"
+    assert regions[PRIMARY]["MediaBucketRegion"] == PRIMARY
+    assert regions[STANDBY]["MediaBucketName"] == f"<{STANDBY}:media-replica.MediaBucketName>"
+    assert regions[STANDBY]["MediaBucketRegion"] == STANDBY
+
+
+def test_api_records_follow_arc_routing_controls():
+    """ARC Developer Guide, "Creating a routing control health check in ARC"
+    (https://docs.aws.amazon.com/r53recovery/latest/dg/routing-control.create-health-check.html):
+    each failover record carries a RECOVERY_CONTROL health check of its routing control; "Quotas
+    for routing control" (https://docs.aws.amazon.com/r53recovery/latest/dg/routing-control.quotas.html):
+    at most 2 clusters per account; a safety rule keeps one region On."""
+    t = load("global")
+    assert len(resources(t, "AWS::Route53RecoveryControl::Cluster")) == 1
+    checks = resources(t, "AWS::Route53::HealthCheck")
+    records = {r["Properties"]["Failover"]: r["Properties"] for r in resources(t, "AWS::Route53::RecordSet").values()}
+    controls = set()
+    for record in records.values():
+        condition, switch, _ = record["HealthCheckId"]["Fn::If"]
+        assert condition == "HasRecoveryControl"
+        config = checks[switch["Ref"]]["Properties"]["HealthCheckConfig"]
+        assert config["Type"] == "RECOVERY_CONTROL"
+        controls.add(config["RoutingControlArn"]["Fn::GetAtt"][0])
+    assert controls == set(resources(t, "AWS::Route53RecoveryControl::RoutingControl"))
+    (rule,) = resources(t, "AWS::Route53RecoveryControl::SafetyRule").values()
+    assertion = rule["Properties"]
+    assert assertion["RuleConfig"] == {"Type": "ATLEAST", "Threshold": 1, "Inverted": False}
+    assert {c["Fn::GetAtt"][0] for c in assertion["AssertionRule"]["AssertedControls"]} == controls
+    assert t["Conditions"]["HasRecoveryControl"] == {"Fn::Equals": [{"Ref": "AWS::Region"}, "us-east-1"]}
+
+
+def _section(title: str) -> str:
+    text = RUNBOOK.read_text()
+    start = text.index(f"\n{title}\n")
+    level = title.split(" ")[0]
+    ends = [m.start() for m in re.finditer(r"\n#{1,%d} " % len(level), text) if m.start() > start]
+    return text[start:ends[0] if ends else len(text)]
+
+
+def _aws_commands(markdown: str) -> list[list[str]]:
+    """Every `aws ...` command in the section's code blocks, continuation lines joined."""
+    commands = []
+    for block in re.findall(r"```sh\n(.*?)```", markdown, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = re.sub(r"<[^>]*>", "X", line).strip()
+            if line.startswith("aws "):
+                commands.append(shlex.split(line))
+    return commands
+
+
+# Data-plane calls (the service's core function, up while its control plane is not) and the
+# standby region's own control plane, which a primary-region outage leaves up.
+DATA_PLANE = {("route53-recovery-cluster", "update-routing-control-state"),
+              ("route53-recovery-cluster", "update-routing-control-states"),
+              ("route53-recovery-cluster", "get-routing-control-state"),
+              ("cloudwatch", "get-metric-statistics")}
+STANDBY_CONTROL_PLANE = {("rds", "promote-read-replica"), ("rds", "wait"), ("rds", "modify-db-instance")}
+
+
+def test_runbook_outage_steps_are_data_plane_actions_only():
+    """"Creating Disaster Recovery Mechanisms Using Amazon Route 53" (AWS Networking & Content
+    Delivery Blog, https://aws.amazon.com/blogs/networking-and-content-delivery/creating-disaster-recovery-mechanisms-using-amazon-route-53/)
+    and ARC's "Getting and updating routing control states using the API"
+    (https://docs.aws.amazon.com/r53recovery/latest/dg/routing-control.update.api.html): during an
+    outage rely on data planes (routing control state through the cluster's regional endpoints),
+    not on control planes (CloudFormation, Route 53 record changes, ARC configuration in
+    us-west-2). Promoting the replica is RDS's control plane in the standby region, which is up."""
+    commands = _aws_commands(_section("### During the outage: data-plane actions only"))
+    assert commands
+    for command in commands:
+        service, operation = command[1], command[2]
+        region = command[command.index("--region") + 1]
+        assert region != PRIMARY, command
+        if (service, operation) in STANDBY_CONTROL_PLANE:
+            assert region == STANDBY, command
+        else:
+            assert (service, operation) in DATA_PLANE, command
+        if service == "route53-recovery-cluster":
+            assert "--endpoint-url" in command, command
+    assert any(c[1:3] == ["route53-recovery-cluster", "update-routing-control-state"] for c in commands)
+    assert any(c[1:3] == ["rds", "promote-read-replica"] for c in commands)
+
+
+def test_failback_rebuilds_the_replica_and_nothing_makes_rds_manage_the_password():
+    """RDS User Guide, "Password management with Amazon RDS and AWS Secrets Manager"
+    (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-secrets-manager.html): a source
+    whose password RDS manages cannot get a read replica, so no step may turn that on, and the
+    failback creates a replica of the promoted instance."""
+    text = RUNBOOK.read_text()
+    assert "--manage-master-user-password" not in text
+    failback = _aws_commands(_section("## Failing back"))
+    (rebuild,) = [c for c in failback if c[1:3] == ["rds", "create-db-instance-read-replica"]]
+    assert rebuild[rebuild.index("--region") + 1] == PRIMARY
+    assert rebuild[rebuild.index("--source-region") + 1] == STANDBY
