@@ -14,6 +14,7 @@ import time
 from json.encoder import encode_basestring_ascii as encode_string
 
 CHUNK = select.PIPE_BUF
+TRACE = ',"trace":'
 
 
 class AccessLog:
@@ -37,15 +38,19 @@ class AccessLog:
         return f'"method":"{method}","route":{"null" if route is None else encode_string(route)}'
 
     def write(self, request_fields: str, status: int, duration_ms: float, request_id: str,
-              sub: str | None, remote: str | None) -> None:
+              sub: str | None, remote: str | None, trace: str | None) -> None:
         """One line. The request id (checked or made by us) and the remote address cannot hold a
-        character JSON escapes; the subject is encoded."""
-        line = (
+        character JSON escapes; the subject and the trace header are encoded."""
+        self.append(
             f'"level":"info","logger":"access",{request_fields},'
             f'"status":{status},"duration_ms":{duration_ms:.3f},'
             f'"request_id":"{request_id}","sub":{"null" if sub is None else encode_string(sub)},'
-            f'"remote":{"null" if remote is None else encode_string(remote)}}}'
+            f'"remote":{"null" if remote is None else encode_string(remote)}'
+            f'{"" if trace is None else TRACE + encode_string(trace)}}}'
         )
+
+    def append(self, line: str) -> None:
+        """A line's fields after `{"ts":...,` (the flush stamps it), closed by its `}`."""
         if not self._lines:
             try:
                 asyncio.get_running_loop().call_soon(self.flush)

@@ -16,6 +16,7 @@ from gateway import openapi, settings
 from gateway.accesslog import AccessLog
 from gateway.http import core_wrapper, no_route
 from gateway.lifecycle import LIFECYCLE, Lifecycle
+from gateway.metrics import METRICS, Counter, Metrics, counter_lines
 from gateway.loader import PluginError, discover
 from gateway.plugin import Plugin, Registry, RouteSpec, SetupContext
 from gateway.readiness import CHECKS
@@ -68,6 +69,7 @@ def build(environ: Mapping[str, str] | None = None) -> Built:
     lifecycle = Lifecycle(core.drain_seconds)
     app[LIFECYCLE] = lifecycle
     app[CORE] = core
+    app[METRICS] = Metrics()
     for plugin in plugins:
         plugin.setup(SetupContext(app, core, registry, plugin, plugin_settings.get(plugin.name)))
     for callback in registry.after_setup:
@@ -78,10 +80,15 @@ def build(environ: Mapping[str, str] | None = None) -> Built:
                                      public=True, documented=False))
     registry.routes.append(RouteSpec("*", "/{path:.*}", no_route, "Anything else: 404 or 405", "core",
                                      public=True, documented=False))
-    core_wrap = core_wrapper(lifecycle, AccessLog(), core.max_body_bytes, core.trusted_proxies)
+    access_log = AccessLog()
+    metrics = app[METRICS]
+    metrics.counters.append(Counter("draining", "1 while this worker drains", lambda: int(lifecycle.draining),
+                                    cumulative=False))
+    core_wrap = core_wrapper(lifecycle, access_log, metrics, core.max_body_bytes, core.trusted_proxies)
     add_routes(app, registry, core.body_timeout_seconds, core_wrap)
     app[CHECKS] = tuple(registry.checks)
     app[OPENAPI] = openapi.build(registry)
+    app.cleanup_ctx.append(counter_lines(access_log.append))
     app.on_startup.append(freeze_heap)
     return Built(app, registry, core)
 

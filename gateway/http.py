@@ -1,9 +1,9 @@
 """The core's cross-cutting request handling, composed into every route's handler at start-up.
 
 `core_wrapper` wraps each route once, outside every plugin's route wrapper: it gives the request an
-id, believes `X-Forwarded-*` only from trusted proxies, refuses bodies over the route's limit,
-turns every error into problem+json, asks clients to reconnect elsewhere while draining, and writes
-the access line. The application has no aiohttp middleware at all (aiohttp adds a layer of its own
+id, believes `X-Forwarded-*` only from trusted proxies, keeps the caller's trace header, refuses
+bodies over the route's limit, turns every error into problem+json, asks clients to reconnect
+elsewhere while draining, counts the answer for its route and writes the access line. The application has no aiohttp middleware at all (aiohttp adds a layer of its own
 to any chain, and the hot path cannot afford either), so requests that match no route reach
 `no_route`, a catch-all registered last, which answers 404 or 405 the same way.
 """
@@ -19,8 +19,10 @@ from typing import Callable, Iterable, Protocol
 
 from aiohttp import web
 
+from gateway import tracing
 from gateway.accesslog import AccessLog
 from gateway.lifecycle import Lifecycle
+from gateway.metrics import Metrics
 from gateway.plugin import Handler, RouteSpec, RouteWrapper
 from gateway.problems import Problem, from_http_exception, problem_response
 
@@ -57,7 +59,8 @@ def client_address(remote: str | None, forwarded_for: str | None, trusted: Itera
     return address
 
 
-def core_wrapper(lifecycle: Lifecycle, access_log: AccessLog, max_body_bytes: int, trusted_proxies: tuple) -> RouteWrapper:
+def core_wrapper(lifecycle: Lifecycle, access_log: AccessLog, metrics: Metrics, max_body_bytes: int,
+                 trusted_proxies: tuple) -> RouteWrapper:
     """The core's route wrapper, the same `(spec, handler)` shape as the plugins'."""
     new_id = request_ids()
 
@@ -65,6 +68,8 @@ def core_wrapper(lifecycle: Lifecycle, access_log: AccessLog, max_body_bytes: in
         limit = max(spec.max_body or 0, max_body_bytes)
         any_method = spec.method == "*"  # the catch-all: the line names the request's method, no route
         fixed = None if any_method else access_log.request_fields(spec.method, spec.path)
+        stats = metrics.route(spec.method, None if any_method else spec.path)
+        statuses = stats.statuses
 
         async def serve(request: web.Request) -> web.StreamResponse:
             started = perf_counter()
@@ -72,6 +77,9 @@ def core_wrapper(lifecycle: Lifecycle, access_log: AccessLog, max_body_bytes: in
             request_id = incoming if incoming and SAFE_REQUEST_ID.fullmatch(incoming) else new_id()
             if trusted_proxies:
                 request = forwarded(request, trusted_proxies)
+            trace = tracing.incoming(request.headers)
+            if trace is not None:
+                tracing.CURRENT.set(trace)  # this request's task only
             try:
                 length = request.content_length
                 if length is not None and length > limit:
@@ -94,8 +102,12 @@ def core_wrapper(lifecycle: Lifecycle, access_log: AccessLog, max_body_bytes: in
             if lifecycle.draining:
                 response.force_close()
             caller = request.get(CALLER)
-            access_log.write(fixed or access_log.request_fields(request.method, None), response.status,
-                             (perf_counter() - started) * 1000, request_id, caller and caller.sub, request.remote)
+            status = response.status
+            duration_ms = (perf_counter() - started) * 1000
+            statuses[status] = statuses.get(status, 0) + 1
+            stats.duration_ms += duration_ms
+            access_log.write(fixed or access_log.request_fields(request.method, None), status, duration_ms,
+                             request_id, caller and caller.sub, request.remote, trace and trace[1])
             return response
 
         return serve

@@ -20,6 +20,8 @@ class Lifecycle:
     def __init__(self, drain_seconds: float) -> None:
         self.drain_seconds = drain_seconds
         self.draining = False
+        # Set by `check`: the app starts only to look (plugins' start-up changes nothing, migrates nothing).
+        self.inspecting = False
 
     def begin_drain(self) -> None:
         if not self.draining:

@@ -30,6 +30,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Generic, Mapping, Ty
 from aiohttp import web
 from marshmallow import Schema
 
+from gateway.metrics import METRICS, Counter
 from gateway.settings import SettingsSchema
 
 T = TypeVar("T")
@@ -143,6 +144,11 @@ class SetupContext:
     def readiness_check(self, name: str, probe: Callable[[], Awaitable[Any]], *, critical: bool = True,
                         timeout: float = 1.0) -> None:
         self._registry.checks.append(ReadinessCheck(name, probe, critical, timeout))
+
+    def counter(self, name: str, help: str, read: Callable[[], float]) -> None:
+        """A count this plugin keeps anyway (`read()` gives its total so far): in each worker's counter
+        line a minute (as the change since the previous one) and in /metrics (gateway/metrics.py)."""
+        self._app[METRICS].counters.append(Counter(name, help, read))
 
     def command(self, name: str, help: str, run: Callable[..., Any], **options: Any) -> None:
         self._registry.commands.append(Command(name, help, run, **options))

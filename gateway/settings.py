@@ -68,6 +68,11 @@ class Networks(CommaList):
 class CoreSettings(SettingsSchema):
     host = fields.Str(data_key="GATEWAY_HOST", load_default="127.0.0.1")
     port = fields.Int(data_key="GATEWAY_PORT", load_default=8080, validate=validate.Range(1, 65535))
+    # A second listener for the VPC only (the ALB's health checks, /metrics): readiness detail and
+    # metrics are served there and never on GATEWAY_PORT. Unset: outside production they are
+    # served on GATEWAY_PORT (development); in production, nowhere.
+    internal_port = fields.Int(data_key="GATEWAY_INTERNAL_PORT", load_default=None,
+                               validate=validate.Range(1, 65535))
     DEFAULT_PLUGINS = ("health", "auth", "data", "profiles", "media")
     plugins = CommaList(data_key="GATEWAY_PLUGINS", load_default=DEFAULT_PLUGINS)
     DEFAULT_DATA_DIR = "./var"
@@ -91,6 +96,8 @@ class CoreSettings(SettingsSchema):
     def plugins_named(self, data: dict, **_: object) -> None:
         if not data.get("plugins"):
             raise ValidationError("name at least one plugin", "GATEWAY_PLUGINS")
+        if data.get("internal_port") is not None and data["internal_port"] == data.get("port"):
+            raise ValidationError("must differ from GATEWAY_PORT", "GATEWAY_INTERNAL_PORT")
 
 
 def plugin_names(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ from gateway.plugin import Plugin, SetupContext
 
 from plugins.auth import cli
 from plugins.auth.issuer import CLIENT_ID, ISSUER
-from plugins.auth.jwks import RemoteKeySet
+from plugins.auth.jwks import RemoteKeySet, ssm_copy
 from plugins.auth.protect import ORDER, protect
 from plugins.auth.api import PRINCIPAL
 from plugins.auth.principal import principal
@@ -24,8 +24,12 @@ def setup(ctx: SetupContext) -> None:
     key_file = settings.local_key_file or os.path.join(ctx.core.data_dir, "dev-signing-key.pem")
     if settings.user_pool_id:
         issuer = f"https://cognito-idp.{settings.region}.amazonaws.com/{settings.user_pool_id}"
-        keys = RemoteKeySet(settings.jwks_url or f"{issuer}/.well-known/jwks.json")
+        keys = RemoteKeySet(settings.jwks_url or f"{issuer}/.well-known/jwks.json",
+                            ssm_copy(settings.jwks_parameter) if settings.jwks_parameter else None)
         ctx.cleanup_ctx(keys.context)
+        ctx.counter("jwks_refreshes", "JWKS fetches begun", lambda: keys.refreshes)
+        ctx.counter("jwks_failures", "JWKS fetches that got no keys from the URL nor the copy",
+                    lambda: keys.failures)
         verifier = Verifier(keys, issuer, settings.client_ids, settings.token_use, settings.leeway_seconds)
     else:
         local = LocalJwks(key_file)

@@ -11,12 +11,14 @@ import asyncio
 import json
 import logging
 from time import monotonic
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt.algorithms import RSAAlgorithm
+
+from gateway import tracing
 
 log = logging.getLogger("gateway.auth")
 
@@ -75,12 +77,17 @@ class KeySet:
 
 
 class RemoteKeySet(KeySet):
-    def __init__(self, url: str) -> None:
+    """The issuer's keys from `url`; when that cannot be reached, from `copy()` (a copy kept in this
+    region: the standby verifies tokens through a primary-region outage, AUTH_JWKS_PARAMETER)."""
+
+    def __init__(self, url: str, copy: Callable[[], Awaitable[Any]] | None = None) -> None:
         super().__init__()
         self.url = url
+        self.copy = copy
         self.session: aiohttp.ClientSession | None = None
         self.fetched_at: float | None = None
         self.last_error: str | None = None
+        self.refreshes = self.failures = 0  # fetches begun; fetches that got no keys from anywhere
         self._not_before = 0.0
         self._inflight: asyncio.Future | None = None
 
@@ -117,13 +124,27 @@ class RemoteKeySet(KeySet):
         self._inflight = None
 
     async def _refresh(self) -> None:
+        self.refreshes += 1
         try:
             self.keys = parse_keys(await self._fetch())
         except JwksError as exc:
-            self.last_error = str(exc)
             log.warning("JWKS fetch from %s failed: %s", self.url, exc)
-            return
+            if not await self._from_copy(exc):
+                self.failures += 1
+                self.last_error = str(exc)
+                return
         self.fetched_at, self.last_error = monotonic(), None
+
+    async def _from_copy(self, error: JwksError) -> bool:
+        if self.copy is None:
+            return False
+        try:
+            self.keys = parse_keys(await self.copy())
+        except Exception as exc:  # the copy is the fallback: its failure is reported, not raised
+            log.warning("JWKS copy unusable too: %r", exc)
+            return False
+        log.info("JWKS from this region's copy while %s is unreachable (%s)", self.url, error)
+        return True
 
     async def _fetch(self) -> Any:
         try:
@@ -136,7 +157,7 @@ class RemoteKeySet(KeySet):
 
     async def _get(self) -> Any:
         try:
-            async with self.session.get(self.url, allow_redirects=False) as response:
+            async with self.session.get(self.url, allow_redirects=False, headers=tracing.outgoing()) as response:
                 if response.status != 200:
                     raise JwksError(f"HTTP {response.status}", transient=response.status >= 500)
                 body = await response.content.read(MAX_JWKS_BYTES + 1)
@@ -148,3 +169,16 @@ class RemoteKeySet(KeySet):
             return json.loads(body)
         except ValueError:
             raise JwksError("the JWKS is not JSON") from None
+
+
+def ssm_copy(name: str) -> Callable[[], Awaitable[Any]]:
+    """Reads the JWKS copy from the SSM parameter `name` in this instance's region (AWS_REGION)."""
+
+    async def read() -> Any:
+        import aioboto3
+
+        async with aioboto3.Session().client("ssm") as ssm:
+            parameter = await ssm.get_parameter(Name=name)
+        return json.loads(parameter["Parameter"]["Value"])
+
+    return read

@@ -23,6 +23,9 @@ class AuthSettings(SettingsSchema):
     token_use = fields.Str(data_key="AUTH_TOKEN_USE", load_default="access",
                            validate=validate.OneOf(["access", "id", "any"]))
     jwks_url = fields.Str(data_key="AUTH_JWKS_URL", load_default=None)
+    # An SSM parameter in this region holding a copy of the pool's JWKS (infra/deploy.sh writes it),
+    # read when the JWKS URL cannot be reached: the standby region through a primary-region outage.
+    jwks_parameter = fields.Str(data_key="AUTH_JWKS_PARAMETER", load_default=None)
     local_key_file = fields.Str(data_key="AUTH_LOCAL_KEY_FILE", load_default=None)
     leeway_seconds = fields.Int(data_key="AUTH_LEEWAY_SECONDS", load_default=0, validate=validate.Range(0, 60))
 

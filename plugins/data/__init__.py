@@ -9,14 +9,20 @@ the cache-aside protocol over memcached.py or memory.py; repository.py (SQL), re
 """
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from aiohttp import web
 
+from gateway.lifecycle import LIFECYCLE
 from gateway.plugin import Plugin, SetupContext
-from plugins.data.api import CACHE, DATABASE, RESOURCES, Database
+from plugins.data.api import CACHE, DATABASE, RESOURCES, Database, DatabaseUnavailable
 from plugins.data.cache import Cache
 from plugins.data.migrator import Migrations
 from plugins.data.resources import Resources
 from plugins.data.settings import DataSettings
+
+log = logging.getLogger("gateway.data")
 
 
 def open_database(settings) -> Database:
@@ -41,19 +47,46 @@ def open_cache(settings) -> Cache:
                  settings.cache_ttl)
 
 
+async def migrate_when_reachable(database: Database, pause: float = 2.0) -> None:
+    """DATA_MIGRATE_ON_START (development) with the database down at start-up: apply the migrations
+    once it answers, so the server comes up not ready and becomes ready by itself."""
+    while True:
+        await asyncio.sleep(pause)
+        try:
+            await database.migrations.apply(database)
+            log.info("migrations applied: the database is back")
+            return
+        except DatabaseUnavailable:
+            continue
+
+
 def setup(ctx: SetupContext) -> None:
     settings = ctx.settings
     database = open_database(settings)
     cache = open_cache(settings)
 
     async def lifespan(app: web.Application):
-        await database.start()
-        if settings.migrate_on_start:
-            await database.migrations.apply(database)
+        await database.start()  # connects lazily: a database that is down makes the app not ready
+        migrating = None
+        if settings.migrate_on_start and not app[LIFECYCLE].inspecting:
+            try:
+                await database.migrations.apply(database)
+            except DatabaseUnavailable as exc:
+                log.warning("database unreachable at start-up; migrations will wait for it: %s", exc)
+                migrating = asyncio.create_task(migrate_when_reachable(database))
         await cache.start()
         yield
+        if migrating is not None:
+            migrating.cancel()
         await cache.close()
         await database.close()
+
+    async def schema() -> dict:
+        pending, newer = await database.migrations.status(database)
+        if pending:
+            raise RuntimeError("pending migrations: " + ", ".join(
+                f"{m.plugin} {m.version:04d}_{m.name}" for m in pending) + " (run `python -m gateway migrate`)")
+        return {"newer": newer} if newer else {}
 
     async def migrate(app: web.Application, args) -> int:
         await database.start()
@@ -71,7 +104,13 @@ def setup(ctx: SetupContext) -> None:
     ctx.provide(RESOURCES, Resources(database, cache, settings.read_max_lag))
     ctx.cleanup_ctx(lifespan)
     ctx.readiness_check("database", database.ping, critical=True)
+    ctx.readiness_check("schema", schema, critical=True)
     ctx.readiness_check("cache", cache.probe, critical=False)
+    ctx.counter("cache_hits", "cache-aside reads answered from the cache", lambda: cache.hits)
+    ctx.counter("cache_misses", "cache-aside reads that went to the database", lambda: cache.misses)
+    ctx.counter("db_pool_waits", "callers that queued for a database connection", lambda: database.waits)
+    ctx.counter("db_errors", "database unavailable (answered 503 unless a read's retry succeeded)",
+                lambda: database.errors)
     ctx.command("migrate", "apply pending schema migrations (safe when several instances run it)", migrate)
 
 

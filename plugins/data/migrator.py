@@ -117,3 +117,20 @@ class Migrations:
                 applied.append(migration)
         return applied
 
+
+    async def status(self, database) -> tuple[list[Migration], list[str]]:
+        """Without changing anything: (pending, newer). Pending are the registered migrations not
+        applied (nor replaced); newer are applied versions of a loaded plugin that this code does
+        not have (a rollback across a migration, which the expand-then-contract rule allows)."""
+        migrations = self.for_dialect(database.dialect)
+        done: set[tuple[str, int]] = set()
+        names: dict[tuple[str, int], str] = {}
+        if await database.has_table("gateway_migrations"):
+            for row in await database.fetch_all("SELECT plugin, version, name FROM gateway_migrations"):
+                done.add((row["plugin"], row["version"]))
+                names[(row["plugin"], row["version"])] = row["name"]
+        pending = [m for m in migrations if (m.plugin, m.version) not in done and not m.replaces() & done]
+        known = {(m.plugin, m.version) for m in migrations}
+        newer = sorted(f"{plugin} {version:04d}_{names[plugin, version]}" for plugin, version in done - known
+                       if plugin in self._directories)
+        return pending, newer

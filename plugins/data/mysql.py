@@ -83,6 +83,8 @@ class MySQLDatabase:
     def __init__(self, settings, migrations: Migrations) -> None:
         self.settings = settings
         self.migrations = migrations
+        self.waits = 0  # requests that queued for a pooled connection
+        self.errors = 0  # DatabaseUnavailable raised (503s, unless a read's retry succeeded)
         self._writer: aiomysql.Pool | None = None
         self._reader: aiomysql.Pool | None = None
         self.replica = settings.database_read_url is not None
@@ -114,6 +116,7 @@ class MySQLDatabase:
     @contextlib.asynccontextmanager
     async def _connection(self, pool: aiomysql.Pool) -> AsyncIterator[aiomysql.Connection]:
         queue = self._queues[pool]
+        self.waits += queue.locked()
         try:
             async with asyncio.timeout(self.settings.connect_timeout):
                 await queue.acquire()
@@ -124,6 +127,7 @@ class MySQLDatabase:
                     raise
         except Exception as exc:
             if is_broken(exc) or isinstance(exc, pymysql.err.OperationalError):
+                self.errors += 1
                 raise DatabaseUnavailable(f"no connection: {exc!r}") from exc
             raise
         try:
@@ -134,6 +138,7 @@ class MySQLDatabase:
                 if error_code(exc) in LOST | READ_ONLY:
                     await self._discard_idle(pool)
                 if isinstance(exc, Exception):
+                    self.errors += 1
                     raise DatabaseUnavailable(repr(exc)) from exc
             raise
         finally:
@@ -195,6 +200,10 @@ class MySQLDatabase:
                 with contextlib.suppress(Exception):
                     await session.execute("SET SESSION sql_notes = 1")
                     await session.execute("SELECT RELEASE_LOCK(?)", (name,))
+
+    async def has_table(self, name: str) -> bool:
+        return await self.fetch_one("SELECT table_name FROM information_schema.tables "
+                                    "WHERE table_schema = DATABASE() AND table_name = ?", (name,)) is not None
 
     async def ping(self) -> dict:
         for pool in {self._writer, self._reader}:

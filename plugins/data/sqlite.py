@@ -53,6 +53,8 @@ class SQLiteDatabase:
         self.timeout = timeout
         self.migrations = migrations
         self._write_lock = asyncio.Lock()
+        self.waits = 0  # transactions that queued behind another writer of this process
+        self.errors = 0  # lock timeouts answered 503
         self._writer: Session | None = None
         self._reader: Session | None = None
 
@@ -75,17 +77,18 @@ class SQLiteDatabase:
                 await session.connection.close()
 
     async def fetch_one(self, sql: str, params: Params = (), *, stale_ok: bool = False) -> dict | None:
-        with unavailable_on_lock():
+        with self._unavailable_on_lock():
             return await self._reader.fetch_one(sql, params)
 
     async def fetch_all(self, sql: str, params: Params = (), *, stale_ok: bool = False) -> list[dict]:
-        with unavailable_on_lock():
+        with self._unavailable_on_lock():
             return await self._reader.fetch_all(sql, params)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Session]:
+        self.waits += self._write_lock.locked()
         async with self._write_lock:
-            with unavailable_on_lock():
+            with self._unavailable_on_lock():
                 await self._writer.execute("BEGIN IMMEDIATE")
                 try:
                     yield self._writer
@@ -95,20 +98,24 @@ class SQLiteDatabase:
                         await asyncio.shield(self._writer.execute("ROLLBACK"))
                     raise
 
+    @contextlib.contextmanager
+    def _unavailable_on_lock(self):
+        try:
+            yield
+        except (TimeoutError, sqlite3.OperationalError) as exc:
+            if isinstance(exc, TimeoutError) or "locked" in str(exc) or "busy" in str(exc):
+                self.errors += 1
+                raise DatabaseUnavailable(repr(exc)) from exc
+            raise
+
     def locked(self, name: str):
         # SQLite's DDL is transactional: one immediate transaction both excludes and applies atomically.
         return self.transaction()
 
+    async def has_table(self, name: str) -> bool:
+        return await self.fetch_one("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                    (name,)) is not None
+
     async def ping(self) -> dict:
         await self.fetch_one("SELECT 1 AS ok")
         return {"dialect": self.dialect}
-
-
-@contextlib.contextmanager
-def unavailable_on_lock():
-    try:
-        yield
-    except (TimeoutError, sqlite3.OperationalError) as exc:
-        if isinstance(exc, TimeoutError) or "locked" in str(exc) or "busy" in str(exc):
-            raise DatabaseUnavailable(repr(exc)) from exc
-        raise

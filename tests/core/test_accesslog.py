@@ -17,7 +17,7 @@ async def written_messages(lines: int, sub: str = "user") -> list[bytes]:
         log = AccessLog(ours.fileno())
         fields = log.request_fields("GET", "/v1/users/{id}")
         for n in range(lines):  # all in one event-loop iteration, as requests served together are
-            log.write(fields, 200, 1.25, f"abc-{n:x}", sub, "10.0.0.1")
+            log.write(fields, 200, 1.25, f"abc-{n:x}", sub, "10.0.0.1", None)
         theirs.setblocking(False)
         with pytest.raises(BlockingIOError):  # nothing written while the iteration serves requests
             theirs.recv(1 << 20)
