@@ -11,7 +11,7 @@ from aiohttp import web
 
 from gateway import logs
 from gateway.app import CORE, OPENAPI, build
-from gateway.lifecycle import serve
+from gateway.lifecycle import StartupError, exit_on_startup_failure, failed, serve
 from gateway.loader import PluginError
 from gateway.plugin import Command
 from gateway.readiness import CHECKS, run_checks
@@ -22,7 +22,10 @@ def run_serve(app: web.Application, args) -> int:
     import uvloop
 
     core = app[CORE]
-    uvloop.run(serve(app, args.host or core.host, args.port or core.port))
+    try:
+        uvloop.run(serve(app, args.host or core.host, args.port or core.port))
+    except StartupError as exc:
+        exit_on_startup_failure(exc, 1)
     return 0
 
 
@@ -63,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PluginError as exc:
         print(f"plugin error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a plugin's setup that raised: one line, not its traceback
+        exit_on_startup_failure(failed(exc), 1)
     logs.configure(built.core.log_level)
 
     parser = argparse.ArgumentParser(prog="python -m gateway")

@@ -4,9 +4,13 @@ Settings are validated here, in the master, so a bad configuration stops gunicor
 bad variables instead of a crash loop of workers.
 """
 import multiprocessing
+import os
 import sys
 
+from gunicorn import sock
+
 from gateway.app import load_settings
+from gateway.lifecycle import cannot_listen, exit_on_startup_failure
 from gateway.loader import PluginError
 from gateway.settings import SettingsError
 
@@ -38,3 +42,20 @@ logconfig_dict = {
         "aiohttp.access": {"level": "CRITICAL", "propagate": False},
     },
 }
+
+
+def on_starting(arbiter) -> None:
+    """Bind the listeners here, once: gunicorn's own bind retries a busy port five times, logging
+    each try, before it gives up. Inherited sockets (systemd, a USR2 re-exec) and Unix sockets
+    (`-b unix:...`) are left to gunicorn."""
+    addresses = arbiter.cfg.address
+    if "GUNICORN_FD" in os.environ or "LISTEN_FDS" in os.environ or not all(isinstance(a, tuple) for a in addresses):
+        return
+    listeners = []
+    for host, port in addresses:
+        listener = sock.TCP6Socket if ":" in host else sock.TCPSocket
+        try:
+            listeners.append(listener((host, port), arbiter.cfg, arbiter.log))
+        except OSError as exc:
+            exit_on_startup_failure(cannot_listen(host, port, exc), 1)
+    arbiter.LISTENERS = listeners

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from devsupport.servers import free_port, wait_for_port
+from tests.data.conftest import eventually
 
 DRAIN = 2.0
 
@@ -35,7 +36,11 @@ async def test_sigterm_drains_before_closing(runner, sample_plugin, tmp_path):
         async with aiohttp.ClientSession() as session:
             assert (await session.get(f"{base}/health/ready")).status == 200
             slow = asyncio.create_task(session.get(f"{base}/sample/slow", params={"seconds": str(DRAIN + 1)}))
-            await asyncio.sleep(0.3)  # let the slow request reach the server before the signal
+
+            async def sleeping() -> int:
+                return (await (await session.get(f"{base}/sample/sleeping")).json())["sleeping"]
+
+            await eventually(sleeping, what="the slow request in progress before the signal")
 
             process.send_signal(signal.SIGTERM)
             signalled = time.monotonic()

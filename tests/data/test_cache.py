@@ -106,10 +106,10 @@ async def test_an_unreachable_memcached_opens_the_breaker_and_costs_nothing_afte
         for _ in range(cache.breaker.threshold):
             assert await cache.fetch(b"k", load) == b"from the database"
         assert cache.breaker.state == "open"
-        errors, started = cache.errors, time.monotonic()
+        errors = cache.errors
         for _ in range(100):
             assert await cache.fetch(b"k", load) == b"from the database"
-        assert cache.errors == errors and time.monotonic() - started < 0.1
+        assert cache.errors == errors  # not one attempt: each would have failed and counted
         await cache.invalidate(b"k")
         assert cache.counters()["pending_deletes"] == 1  # retried once memcached answers again
         with pytest.raises(Exception, match="unreachable"):
