@@ -11,7 +11,7 @@ from aiohttp import web
 
 from gateway import logs
 from gateway.app import CORE, OPENAPI, build
-from gateway.lifecycle import StartupError, exit_on_startup_failure, failed, serve
+from gateway.lifecycle import LIFECYCLE, StartupError, exit_on_startup_failure, failed, serve
 from gateway.loader import PluginError
 from gateway.plugin import Command
 from gateway.readiness import CHECKS, run_checks
@@ -23,7 +23,7 @@ def run_serve(app: web.Application, args) -> int:
 
     core = app[CORE]
     try:
-        uvloop.run(serve(app, args.host or core.host, args.port or core.port))
+        uvloop.run(serve(app, args.host or core.host, args.port or core.port, core.internal_port))
     except StartupError as exc:
         exit_on_startup_failure(exc, 1)
     return 0
@@ -35,16 +35,25 @@ def run_openapi(app: web.Application, args) -> int:
 
 
 async def run_check(app: web.Application, args) -> int:
-    """Start the app's resources, run every readiness check, report what is not ok."""
+    """Start the app's resources without changing anything (no migrations), run the readiness
+    checks, and report each one that is not ok on a line of its own. `--local` stops after the
+    configuration and the plugins' setup (already done when this runs): nothing networked, for a
+    boot that must not wait on dependencies."""
+    if args.local:
+        print("check: configuration ok", file=sys.stderr)
+        return 0
+    app[LIFECYCLE].inspecting = True
     runner = web.AppRunner(app)
-    await runner.setup()
     try:
+        await runner.setup()
         status, results = await run_checks(app[CHECKS])
+    except Exception as exc:  # a plugin's start-up that failed outright: one line, not its traceback
+        status, results = "fail", {"start-up": {"status": "fail", "error": f"{type(exc).__name__}: {exc}"}}
     finally:
         await runner.cleanup()
     for name, result in results.items():
         if result["status"] != "ok":
-            print(f"{name}: {result.get('error', result['status'])}", file=sys.stderr)
+            print(" ".join(f"{name}: {result.get('error', result['status'])}".split()), file=sys.stderr)
     print(f"check: {status}", file=sys.stderr)
     return 0 if status == "ok" else 1
 
@@ -52,7 +61,9 @@ async def run_check(app: web.Application, args) -> int:
 CORE_COMMANDS = [
     Command("serve", "development server (same app as under gunicorn)", run_serve,
             arguments=lambda p: (p.add_argument("--host"), p.add_argument("--port", type=int))),
-    Command("check", "validate configuration and reach every configured backend", run_check),
+    Command("check", "validate configuration and reach every configured backend, changing nothing", run_check,
+            arguments=lambda p: p.add_argument("--local", action="store_true",
+                                               help="configuration and local files only: nothing networked")),
     Command("openapi", "print the OpenAPI 3.1 document", run_openapi),
 ]
 

@@ -20,7 +20,7 @@ except (SettingsError, PluginError) as _exc:
     print(_exc.describe() if isinstance(_exc, SettingsError) else f"plugin error: {_exc}", file=sys.stderr)
     sys.exit(2)
 
-bind = f"{_core.host}:{_core.port}"
+bind = [f"{_core.host}:{_core.port}"] + ([f"{_core.host}:{_core.internal_port}"] if _core.internal_port else [])
 workers = _core.workers or multiprocessing.cpu_count()
 worker_class = "gateway.worker.DrainingWorker"
 # Workers must outlive the drain plus the slowest in-flight request before the master kills them.
@@ -57,5 +57,6 @@ def on_starting(arbiter) -> None:
         try:
             listeners.append(listener((host, port), arbiter.cfg, arbiter.log))
         except OSError as exc:
-            exit_on_startup_failure(cannot_listen(host, port, exc), 1)
+            variable = "GATEWAY_INTERNAL_PORT" if port == _core.internal_port else "GATEWAY_PORT"
+            exit_on_startup_failure(cannot_listen(host, port, exc, variable), 1)
     arbiter.LISTENERS = listeners

@@ -46,10 +46,10 @@ def failed(exc: Exception) -> StartupError:
     return StartupError(f"start-up failed: {type(exc).__name__}: {exc}")
 
 
-def cannot_listen(host: str, port: int, exc: OSError) -> StartupError:
+def cannot_listen(host: str, port: int, exc: OSError, variable: str = "GATEWAY_PORT") -> StartupError:
     reason = os.strerror(exc.errno) if exc.errno else str(exc)
     return StartupError(f"cannot listen on {host}:{port}: {reason}; "
-                        "choose another address with GATEWAY_HOST/GATEWAY_PORT")
+                        f"choose another address with GATEWAY_HOST/{variable}")
 
 
 def exit_on_startup_failure(exc: StartupError, status: int) -> NoReturn:
@@ -63,9 +63,11 @@ def exit_on_startup_failure(exc: StartupError, status: int) -> NoReturn:
     os._exit(status)
 
 
-async def serve(app: web.Application, host: str, port: int, shutdown_timeout: float = 30.0) -> None:
-    """Run until SIGTERM or SIGINT, then drain and shut down gracefully. A failed start-up raises
-    StartupError after closing whatever the app had opened."""
+async def serve(app: web.Application, host: str, port: int, internal_port: int | None = None,
+                shutdown_timeout: float = 30.0) -> None:
+    """Run until SIGTERM or SIGINT, then drain and shut down gracefully; also on `internal_port`
+    when given (GATEWAY_INTERNAL_PORT). A failed start-up raises StartupError after closing
+    whatever the app had opened."""
     lifecycle = app[LIFECYCLE]
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout, handle_signals=False)
     stop = asyncio.Event()
@@ -75,11 +77,13 @@ async def serve(app: web.Application, host: str, port: int, shutdown_timeout: fl
             await runner.setup()
         except Exception as exc:
             raise failed(exc) from exc
-        try:
-            await web.TCPSite(runner, host, port).start()
-        except OSError as exc:
-            raise cannot_listen(host, port, exc) from exc
-        log.info("serving", extra={"host": host, "port": port})
+        listeners = {port: "GATEWAY_PORT", **({internal_port: "GATEWAY_INTERNAL_PORT"} if internal_port else {})}
+        for number, variable in listeners.items():
+            try:
+                await web.TCPSite(runner, host, number).start()
+            except OSError as exc:
+                raise cannot_listen(host, number, exc, variable) from exc
+        log.info("serving", extra={"host": host, "port": port, "internal_port": internal_port})
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
