@@ -396,24 +396,25 @@ DATA_PLANE = {("cloudwatch", "put-metric-data"), ("cloudwatch", "get-metric-stat
 STANDBY_CONTROL_PLANE = {("rds", "promote-read-replica"), ("rds", "wait"), ("rds", "modify-db-instance")}
 
 
-def _switch_commands(commands: list[list[str]], plan) -> dict[str, str]:
-    """{set identifier: value} of the section's put-metric-data calls, each checked against the
+def _switch_commands(commands: list[list[str]], plan) -> list[tuple[str, str]]:
+    """[(set identifier, value)] of the section's put-metric-data calls, each checked against the
     switch alarms: the global stack's region, the alarm's namespace, metric and dimensions, and
     standard resolution (Route 53 reads no high-resolution metric: AlarmIdentifier, as above)."""
     (region,) = [region for region, name, _ in plan if name == "global"]
     t = load("global")
     alarms = {a["Properties"]["Dimensions"][1]["Value"]: a["Properties"] for a in resources(t, "AWS::CloudWatch::Alarm").values()}
-    values = {}
+    switched = []
     for command in [c for c in commands if c[1:3] == ["cloudwatch", "put-metric-data"]]:
         option = lambda name: command[command.index(name) + 1]
         dimensions = dict(d.split("=", 1) for d in option("--dimensions").split(","))
         alarm = alarms[dimensions["SetIdentifier"]]
         assert option("--region") == region, command
         assert (option("--namespace"), option("--metric-name")) == (alarm["Namespace"], alarm["MetricName"]), command
+        # api.<domain>, its placeholder read as X
         assert set(dimensions) == {d["Name"] for d in alarm["Dimensions"]} and dimensions["Name"] == "api.X", command
         assert "--storage-resolution" not in command, command
-        values[dimensions["SetIdentifier"]] = option("--value")
-    return values
+        switched.append((dimensions["SetIdentifier"], option("--value")))
+    return switched
 
 
 def test_runbook_outage_steps_are_data_plane_actions_only(plan):
@@ -436,7 +437,7 @@ def test_runbook_outage_steps_are_data_plane_actions_only(plan):
             assert region == STANDBY, command
         else:
             assert (service, operation) in DATA_PLANE, command
-    assert _switch_commands(commands, plan) == {"primary": "1"}
+    assert _switch_commands(commands, plan) == [("primary", "1")]
     operations = [c[1:3] for c in commands]
     assert operations.index(["cloudwatch", "put-metric-data"]) < operations.index(["rds", "promote-read-replica"])
 
@@ -459,9 +460,5 @@ def test_failback_clears_the_primary_switch_and_holds_the_standby_out_until_its_
     as soon as it is healthy again, and a pulled secondary switch keeps traffic on the primary even
     if the primary fails (both unhealthy: the primary is answered). After the switch back the
     standby region's database is the stale ex-writer until deploy.sh rebuilds its replica."""
-    commands = _aws_commands(_section("## Failing back"))
-    switches = [c for c in commands if c[1:3] == ["cloudwatch", "put-metric-data"]]
-    _switch_commands(commands, plan)
-    sequence = [(dict(d.split("=", 1) for d in c[c.index("--dimensions") + 1].split(","))["SetIdentifier"],
-                 c[c.index("--value") + 1]) for c in switches]
-    assert sequence == [("secondary", "1"), ("primary", "0"), ("secondary", "0")]
+    switched = _switch_commands(_aws_commands(_section("## Failing back")), plan)
+    assert switched == [("secondary", "1"), ("primary", "0"), ("secondary", "0")]
