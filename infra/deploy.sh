@@ -85,34 +85,6 @@ replica_arn() {
   fi
 }
 
-# switch_on_new_routing_controls: ARC creates routing controls Off; on the first deploy both
-# regions' controls go On (primary serves, standby ready). Any other state is an operator's
-# decision (docs/runbook-failover.md) and is left alone. State changes go to the cluster's
-# data-plane endpoints, trying each in turn.
-switch_on_new_routing_controls() {
-  echo "routing-controls $global api-primary=On api-standby=On (only when both are Off: first deploy)"
-  "$plan" && return
-  local cluster controls endpoints endpoint region states
-  cluster=$(output "$global" global ClusterArn)
-  controls=("$(output "$global" global PrimaryRoutingControlArn)" "$(output "$global" global StandbyRoutingControlArn)")
-  endpoints=$(aws route53-recovery-control-config describe-cluster --region us-west-2 \
-    --cluster-arn "$cluster" --query 'Cluster.ClusterEndpoints[].[Endpoint,Region]' --output text)
-  while read -r endpoint region; do
-    states=$(for control in "${controls[@]}"; do
-      aws route53-recovery-cluster get-routing-control-state --region "$region" \
-        --endpoint-url "$endpoint" --routing-control-arn "$control" \
-        --query RoutingControlState --output text || exit 1
-    done) || continue
-    [ "$(echo "$states" | sort -u)" = "Off" ] || return 0
-    aws route53-recovery-cluster update-routing-control-states --region "$region" \
-      --endpoint-url "$endpoint" --update-routing-control-state-entries \
-      "RoutingControlArn=${controls[0]},RoutingControlState=On" \
-      "RoutingControlArn=${controls[1]},RoutingControlState=On" && return 0
-  done <<<"$endpoints"
-  echo "error: no ARC cluster endpoint answered" >&2
-  return 1
-}
-
 # refresh REGION: replaces instances that do not match the launch template (a new AMI), new
 # before old; a no-op when all match.
 refresh() {
@@ -199,7 +171,6 @@ deploy "$global" global "${zone[@]}" \
   "StandbyApiEndpointHost=$(output "$standby" region ApiEndpointHost)" \
   "StandbyApiDomainName=$(output "$standby" region ApiRegionalDomainName)" \
   "StandbyApiHostedZoneId=$(output "$standby" region ApiRegionalHostedZoneId)"
-switch_on_new_routing_controls
 
 refresh "$primary"
 refresh "$standby"

@@ -143,7 +143,11 @@ def test_design_quantities_follow_the_templates(prices):
     https_checks = [c for c in resources(routing, "AWS::Route53::HealthCheck").values()
                     if c["Properties"]["HealthCheckConfig"]["Type"] == "HTTPS"]
     assert _design_count(prices, ["Route 53 health check optional feature: HTTPS"]) == len(https_checks)
-    assert _design_count(prices, ["Route 53 ARC cluster"]) == len(resources(routing, "AWS::Route53RecoveryControl::Cluster"))
+    switch_checks = [c for c in resources(routing, "AWS::Route53::HealthCheck").values()
+                     if c["Properties"]["HealthCheckConfig"]["Type"] in ("CALCULATED", "CLOUDWATCH_METRIC")]
+    assert _design_count(prices, ["Route 53 health checks of the switch"]) == len(switch_checks)
+    assert _design_count(prices, ["CloudWatch alarms of the failover switch"]) == len(resources(routing, "AWS::CloudWatch::Alarm"))
+    assert not [row for row in prices["design"] if "ARC" in row["item"]]
     secrets = resources(database, "AWS::SecretsManager::Secret").values()
     copies = sum(1 + len(secret["Properties"]["ReplicaRegions"]) for secret in secrets)
     assert _design_count(prices, ["Secrets Manager secrets"]) == copies
@@ -152,3 +156,10 @@ def test_design_quantities_follow_the_templates(prices):
         prices, ["CloudWatch Logs ingestion"], "ap-southeast-1")
     assert region["Parameters"]["LogRetentionDays"]["Default"] == 365
     assert _design_count(prices, ["KMS"]) == 2 * len(resources(network, "AWS::KMS::Key"))
+
+
+def test_docs_quote_the_computed_total(budget, prices):
+    design_total = sum(total for _, _, total in budget.design_table(prices))
+    assert design_total == Decimal("1463.52")
+    text = (ROOT / "docs" / "infra.md").read_text()
+    assert f"**${design_total:,.2f} a month, +${design_total - Decimal('904.95'):,.2f}**" in text

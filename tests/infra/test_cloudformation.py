@@ -345,10 +345,11 @@ def test_api_fails_over_between_regions_on_readiness(templates, plan):
     probes = [c["Properties"]["HealthCheckConfig"] for c in resources(t, "AWS::Route53::HealthCheck").values()
               if c["Properties"]["HealthCheckConfig"]["Type"] == "HTTPS"]
     assert len(probes) == 2 and {c["ResourcePath"] for c in probes} == {"/health/ready"}
-    # the records follow the ARC routing controls (tests/infra/test_data_tier.py)
+    # the primary record needs its readiness and its switch; the switches: tests/infra/test_data_tier.py
     records = {r["Properties"]["Failover"]: r["Properties"] for r in resources(t, "AWS::Route53::RecordSet").values()}
-    assert records["PRIMARY"]["HealthCheckId"]["Fn::If"][1] == {"Ref": "PrimarySwitch"}
-    assert records["SECONDARY"]["HealthCheckId"]["Fn::If"][1] == {"Ref": "StandbySwitch"}
+    served = t["Resources"][records["PRIMARY"]["HealthCheckId"]["Ref"]]["Properties"]["HealthCheckConfig"]
+    assert {"Ref": "PrimaryHealthCheck"} in served["ChildHealthChecks"]
+    assert records["SECONDARY"]["HealthCheckId"] == {"Ref": "StandbySwitch"}
     (params,) = [params for _, name, params in plan if name == "global"]
     assert params["PrimaryApiDomainName"] == f"<{PRIMARY}:region.ApiRegionalDomainName>"
     assert params["StandbyApiDomainName"] == f"<{STANDBY}:region.ApiRegionalDomainName>"

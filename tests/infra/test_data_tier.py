@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra.test_cloudformation import PRIMARY, STANDBY, default, load, plan, resources  # noqa: F401
+from tests.infra.test_cloudformation import PRIMARY, STANDBY, TEMPLATES, default, load, plan, resources  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOK = ROOT / "docs" / "runbook-failover.md"
@@ -260,29 +260,115 @@ def test_each_region_signs_for_the_bucket_in_its_region(plan):
     assert regions[STANDBY]["MediaBucketRegion"] == STANDBY
 
 
-def test_api_records_follow_arc_routing_controls():
-    """ARC Developer Guide, "Creating a routing control health check in ARC"
-    (https://docs.aws.amazon.com/r53recovery/latest/dg/routing-control.create-health-check.html):
-    each failover record carries a RECOVERY_CONTROL health check of its routing control; "Quotas
-    for routing control" (https://docs.aws.amazon.com/r53recovery/latest/dg/routing-control.quotas.html):
-    at most 2 clusters per account; a safety rule keeps one region On."""
+def _global():
     t = load("global")
-    assert len(resources(t, "AWS::Route53RecoveryControl::Cluster")) == 1
-    checks = resources(t, "AWS::Route53::HealthCheck")
+    checks = {name: r["Properties"]["HealthCheckConfig"] for name, r in resources(t, "AWS::Route53::HealthCheck").items()}
     records = {r["Properties"]["Failover"]: r["Properties"] for r in resources(t, "AWS::Route53::RecordSet").values()}
-    controls = set()
-    for record in records.values():
-        condition, switch, _ = record["HealthCheckId"]["Fn::If"]
-        assert condition == "HasRecoveryControl"
-        config = checks[switch["Ref"]]["Properties"]["HealthCheckConfig"]
-        assert config["Type"] == "RECOVERY_CONTROL"
-        controls.add(config["RoutingControlArn"]["Fn::GetAtt"][0])
-    assert controls == set(resources(t, "AWS::Route53RecoveryControl::RoutingControl"))
-    (rule,) = resources(t, "AWS::Route53RecoveryControl::SafetyRule").values()
-    assertion = rule["Properties"]
-    assert assertion["RuleConfig"] == {"Type": "ATLEAST", "Threshold": 1, "Inverted": False}
-    assert {c["Fn::GetAtt"][0] for c in assertion["AssertionRule"]["AssertedControls"]} == controls
-    assert t["Conditions"]["HasRecoveryControl"] == {"Fn::Equals": [{"Ref": "AWS::Region"}, "us-east-1"]}
+    return t, checks, records
+
+
+def _switch_alarm(t, check: dict) -> dict:
+    """The alarm a CLOUDWATCH_METRIC health check reads."""
+    return t["Resources"][check["AlarmIdentifier"]["Name"]["Ref"]]["Properties"]
+
+
+def test_primary_record_needs_its_endpoint_healthy_and_its_switch_not_pulled():
+    """Route 53 Developer Guide, "Values that you specify when you create or update health checks",
+    calculated health checks
+    (https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/health-checks-creating-values.html):
+    up to 256 child health checks, no calculated health check as a child, and healthy when at
+    least HealthThreshold children are (a threshold above the number of children is always
+    unhealthy, 0 always healthy). AND over the endpoint and the switch is a threshold equal to the
+    number of children, so a dead region fails over by itself and a pulled switch takes it out."""
+    _, checks, records = _global()
+    calculated = checks[records["PRIMARY"]["HealthCheckId"]["Ref"]]
+    assert calculated["Type"] == "CALCULATED"
+    children = [checks[child["Ref"]] for child in calculated["ChildHealthChecks"]]
+    assert calculated["HealthThreshold"] == len(children) and 0 < len(children) <= 256
+    assert sorted(child["Type"] for child in children) == ["CLOUDWATCH_METRIC", "HTTPS"]
+    (endpoint,) = [child for child in children if child["Type"] == "HTTPS"]
+    assert endpoint["FullyQualifiedDomainName"] == {"Ref": "PrimaryApiEndpointHost"}
+    assert endpoint["ResourcePath"] == "/health/ready"
+    assert not any(child.get("Inverted") for child in [calculated, *children])
+
+
+def test_secondary_record_follows_only_its_switch():
+    """Route 53 API Reference, "ResourceRecordSet", Failover
+    (https://docs.aws.amazon.com/Route53/latest/APIReference/API_ResourceRecordSet.html; the same
+    text in the CloudFormation reference of AWS::Route53::RecordSet): when the secondary record is
+    unhealthy, Route 53 answers with the primary record regardless of the primary's health. After
+    a promotion the primary region's database is stale, so a failing standby endpoint must not
+    hand traffic back to it: the secondary record carries its switch alone."""
+    t, checks, records = _global()
+    switch = checks[records["SECONDARY"]["HealthCheckId"]["Ref"]]
+    assert switch["Type"] == "CLOUDWATCH_METRIC"
+    assert _switch_alarm(t, switch)["Dimensions"][1] == {"Name": "SetIdentifier", "Value": records["SECONDARY"]["SetIdentifier"]}
+
+
+# Route 53 API Reference, "AlarmIdentifier", Region: the regions whose alarms health checks read.
+ALARM_REGIONS = {
+    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "eu-central-1", "eu-central-2",
+    "eu-west-1", "eu-west-2", "eu-west-3", "ap-east-1", "me-south-1", "me-central-1", "ap-south-1",
+    "ap-south-2", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-northeast-1", "ap-northeast-2",
+    "ap-northeast-3",
+}
+
+
+def test_switch_alarms_are_alarms_route53_can_read(plan):
+    """Route 53 API Reference, "AlarmIdentifier"
+    (https://docs.aws.amazon.com/Route53/latest/APIReference/API_AlarmIdentifier.html): the alarm
+    is named with the Region it was created in, one of a listed set; standard-resolution metrics
+    only, statistics Average, Minimum, Maximum, Sum or SampleCount. "Types of Amazon Route 53
+    health checks" (https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/health-checks-types.html):
+    no "M out of N" alarms, no metric math, an alarm of the same account. The alarms live with
+    this stack in us-east-1, a region the switch never fails away from."""
+    t, checks, records = _global()
+    (region,) = [region for region, name, _ in plan if name == "global"]
+    assert region in ALARM_REGIONS and region not in (PRIMARY, STANDBY)
+    switches = [c for c in checks.values() if c["Type"] == "CLOUDWATCH_METRIC"]
+    assert len(switches) == 2 == len(resources(t, "AWS::CloudWatch::Alarm"))
+    for switch in switches:
+        assert switch["AlarmIdentifier"]["Region"] == {"Ref": "AWS::Region"}
+        alarm = _switch_alarm(t, switch)
+        assert alarm["Statistic"] in {"Average", "Minimum", "Maximum", "Sum", "SampleCount"}
+        assert "ExtendedStatistic" not in alarm and "Metrics" not in alarm
+        assert alarm["Period"] % 60 == 0
+        assert alarm.get("DatapointsToAlarm", alarm["EvaluationPeriods"]) == alarm["EvaluationPeriods"]
+        assert alarm["Namespace"] == "Gateway/Failover" and alarm["MetricName"] == "RecordOut"
+        assert alarm["Dimensions"][0] == {"Name": "Name", "Value": {"Fn::Sub": "api.${DomainName}"}}
+
+
+def test_switch_without_data_is_not_pulled_and_a_pulled_switch_stays_pulled():
+    """Route 53 Developer Guide, "Values that you specify when you create or update health checks",
+    monitoring a CloudWatch alarm, and "How Amazon Route 53 determines whether a health check is
+    healthy" (https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/dns-failover-determining-health-of-endpoints.html):
+    Route 53 reads the metric's data stream, not the alarm state; with insufficient data a
+    LastKnownStatus health check keeps its last status, and a new one with none is healthy. So no
+    datapoint ever means the switch is not pulled, a 1 pulls it until a 0 clears it, and the
+    alarm neither breaches nor clears on missing data (CloudWatch, PutMetricAlarm, TreatMissingData:
+    https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricAlarm.html)."""
+    t, checks, _ = _global()
+    switches = [c for c in checks.values() if c["Type"] == "CLOUDWATCH_METRIC"]
+    assert len(switches) == 2
+    for switch in switches:
+        assert switch["InsufficientDataHealthStatus"] == "LastKnownStatus"
+        alarm = _switch_alarm(t, switch)
+        assert alarm["TreatMissingData"] in ("ignore", "missing")
+        assert (alarm["Statistic"], alarm["ComparisonOperator"], alarm["Threshold"]) == (
+            "Maximum", "GreaterThanOrEqualToThreshold", 1)
+
+
+def test_no_route53_arc_resource_remains():
+    """ARC Developer Guide, "Creating routing control components in ARC"
+    (https://docs.aws.amazon.com/r53recovery/latest/dg/routing-control.create.html): a cluster is
+    billed by the hour whether or not it is used, about $1,825 a month here; the switch above
+    costs cents. Nothing in the templates, deploy.sh or the runbook uses ARC any more."""
+    for path in TEMPLATES.glob("*.yaml"):
+        t = load(path.stem)
+        assert not [r for r in t["Resources"].values() if r["Type"].startswith("AWS::Route53RecoveryControl::")], path
+        assert "RECOVERY_CONTROL" not in path.read_text(), path
+    for path in (ROOT / "infra" / "deploy.sh", RUNBOOK):
+        assert "route53-recovery" not in path.read_text(), path
 
 
 def _section(title: str) -> str:
@@ -306,35 +392,54 @@ def _aws_commands(markdown: str) -> list[list[str]]:
 
 # Data-plane calls (the service's core function, up while its control plane is not) and the
 # standby region's own control plane, which a primary-region outage leaves up.
-DATA_PLANE = {("route53-recovery-cluster", "update-routing-control-state"),
-              ("route53-recovery-cluster", "update-routing-control-states"),
-              ("route53-recovery-cluster", "get-routing-control-state"),
-              ("cloudwatch", "get-metric-statistics")}
+DATA_PLANE = {("cloudwatch", "put-metric-data"), ("cloudwatch", "get-metric-statistics")}
 STANDBY_CONTROL_PLANE = {("rds", "promote-read-replica"), ("rds", "wait"), ("rds", "modify-db-instance")}
 
 
-def test_runbook_outage_steps_are_data_plane_actions_only():
+def _switch_commands(commands: list[list[str]], plan) -> list[tuple[str, str]]:
+    """[(set identifier, value)] of the section's put-metric-data calls, each checked against the
+    switch alarms: the global stack's region, the alarm's namespace, metric and dimensions, and
+    standard resolution (Route 53 reads no high-resolution metric: AlarmIdentifier, as above)."""
+    (region,) = [region for region, name, _ in plan if name == "global"]
+    t = load("global")
+    alarms = {a["Properties"]["Dimensions"][1]["Value"]: a["Properties"] for a in resources(t, "AWS::CloudWatch::Alarm").values()}
+    switched = []
+    for command in [c for c in commands if c[1:3] == ["cloudwatch", "put-metric-data"]]:
+        option = lambda name: command[command.index(name) + 1]
+        dimensions = dict(d.split("=", 1) for d in option("--dimensions").split(","))
+        alarm = alarms[dimensions["SetIdentifier"]]
+        assert option("--region") == region, command
+        assert (option("--namespace"), option("--metric-name")) == (alarm["Namespace"], alarm["MetricName"]), command
+        # api.<domain>, its placeholder read as X
+        assert set(dimensions) == {d["Name"] for d in alarm["Dimensions"]} and dimensions["Name"] == "api.X", command
+        assert "--storage-resolution" not in command, command
+        switched.append((dimensions["SetIdentifier"], option("--value")))
+    return switched
+
+
+def test_runbook_outage_steps_are_data_plane_actions_only(plan):
     """"Creating Disaster Recovery Mechanisms Using Amazon Route 53" (AWS Networking & Content
     Delivery Blog, https://aws.amazon.com/blogs/networking-and-content-delivery/creating-disaster-recovery-mechanisms-using-amazon-route-53/)
-    and ARC's "Getting and updating routing control states using the API"
-    (https://docs.aws.amazon.com/r53recovery/latest/dg/routing-control.update.api.html): during an
-    outage rely on data planes (routing control state through the cluster's regional endpoints),
-    not on control planes (CloudFormation, Route 53 record changes, ARC configuration in
-    us-west-2). Promoting the replica is RDS's control plane in the standby region, which is up."""
+    and "AWS Fault Isolation Boundaries", "Global services"
+    (https://docs.aws.amazon.com/whitepapers/latest/aws-fault-isolation-boundaries/global-services.html):
+    during an outage rely on data planes, not on control planes (CloudFormation, Route 53's API in
+    us-east-1, ARC's configuration in us-west-2). The switch is a datapoint (CloudWatch
+    PutMetricData); promoting the replica is RDS's control plane in the standby region, which is
+    up. The switch is pulled before the promotion, so traffic never returns to the stale region."""
     commands = _aws_commands(_section("### During the outage: data-plane actions only"))
     assert commands
     for command in commands:
         service, operation = command[1], command[2]
         region = command[command.index("--region") + 1]
         assert region != PRIMARY, command
+        assert service != "route53" and not service.startswith("route53-recovery"), command
         if (service, operation) in STANDBY_CONTROL_PLANE:
             assert region == STANDBY, command
         else:
             assert (service, operation) in DATA_PLANE, command
-        if service == "route53-recovery-cluster":
-            assert "--endpoint-url" in command, command
-    assert any(c[1:3] == ["route53-recovery-cluster", "update-routing-control-state"] for c in commands)
-    assert any(c[1:3] == ["rds", "promote-read-replica"] for c in commands)
+    assert _switch_commands(commands, plan) == [("primary", "1")]
+    operations = [c[1:3] for c in commands]
+    assert operations.index(["cloudwatch", "put-metric-data"]) < operations.index(["rds", "promote-read-replica"])
 
 
 def test_failback_rebuilds_the_replica_and_nothing_makes_rds_manage_the_password():
@@ -348,3 +453,12 @@ def test_failback_rebuilds_the_replica_and_nothing_makes_rds_manage_the_password
     (rebuild,) = [c for c in failback if c[1:3] == ["rds", "create-db-instance-read-replica"]]
     assert rebuild[rebuild.index("--region") + 1] == PRIMARY
     assert rebuild[rebuild.index("--source-region") + 1] == STANDBY
+
+
+def test_failback_clears_the_primary_switch_and_holds_the_standby_out_until_its_replica_is_back(plan):
+    """Route 53 API Reference, "ResourceRecordSet", Failover (as above): the primary record answers
+    as soon as it is healthy again, and a pulled secondary switch keeps traffic on the primary even
+    if the primary fails (both unhealthy: the primary is answered). After the switch back the
+    standby region's database is the stale ex-writer until deploy.sh rebuilds its replica."""
+    switched = _switch_commands(_aws_commands(_section("## Failing back")), plan)
+    assert switched == [("secondary", "1"), ("primary", "0"), ("secondary", "0")]
