@@ -102,12 +102,14 @@ class MySQLDatabase:
         self._writer: aiomysql.Pool | None = None
         self._reader: aiomysql.Pool | None = None
         self.replica = settings.database_read_url is not None
-        params = mysql_params(settings.database_url)
         self._tls: dict[aiomysql.Pool, bool] = {}
-        self.secret = SecretsManager(settings.database_secret_arn, settings.aws_region, settings.aws_endpoint_url) \
-            if settings.database_secret_arn else None
-        self.credentials = Credentials(params["user"], params["password"], self.secret.fetch,
-                                       settings.secret_reread_interval) if self.secret else None
+        self.secret: SecretsManager | None = None
+        self.credentials: Credentials | None = None
+        if settings.database_secret_arn:
+            url = mysql_params(settings.database_url)
+            self.secret = SecretsManager(settings.database_secret_arn, settings.aws_region, settings.aws_endpoint_url)
+            self.credentials = Credentials(url["user"], url["password"], self.secret.fetch,
+                                           settings.secret_reread_interval)
 
     async def start(self) -> None:
         # minsize 0: the process starts (and reports not ready) while the database is down
@@ -152,7 +154,7 @@ class MySQLDatabase:
         if self._tls[pool] and not connection._secure:  # aiomysql's own flag, set once TLS is up
             connection.close()
             pool.release(connection)
-            raise DatabaseUnavailable("the server did not offer TLS, and the URL asks for it (tls=...)")
+            raise DatabaseUnavailable("no connection: the server does not offer TLS, which the URL's tls option requires")
         return connection
 
     @contextlib.asynccontextmanager
@@ -168,7 +170,7 @@ class MySQLDatabase:
                     raise
         except Exception as exc:
             if is_broken(exc) or isinstance(exc, pymysql.err.OperationalError):
-                hint = " (over plaintext: the URL has no tls option)" \
+                hint = " (a plaintext connection: if the server requires TLS, add ?tls=verify)" \
                     if not self._tls[pool] and error_code(exc) in (ACCESS_DENIED, INSECURE_TRANSPORT) else ""
                 raise DatabaseUnavailable(f"no connection: {describe(exc)}{hint}") from exc
             raise
