@@ -70,12 +70,15 @@ class Server:
         return f"127.0.0.1:{self.port}"
 
 
-def memcached() -> Server:
+def memcached(cert: str | None = None, key: str | None = None) -> Server:
+    """memcached; with `cert` and `key` (PEM files) it speaks TLS only (`-Z`)."""
     binary = shutil.which("memcached")
     if binary is None:
         raise RuntimeError("memcached is not installed: run scripts/install-tools.sh (make test does)")
     as_root = ["-u", "root"] if os.geteuid() == 0 else []  # memcached refuses to run as root without -u
-    return Server(lambda port: [binary, *as_root, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "64", "-t", "2"])
+    tls = ["-Z", "-o", f"ssl_chain_cert={cert},ssl_key={key}"] if cert else []
+    return Server(lambda port: [binary, *as_root, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "64", "-t", "2",
+                                *tls])
 
 
 def gateway(env: dict, workers: int = 1, log: str | None = None) -> Server:
@@ -99,9 +102,10 @@ def moto_reset(endpoint: str) -> None:
 
 class PrivateMariaDB(Server):
     """A throwaway mariadbd in a temporary directory, for tests that kill or restart a database.
-    The machine's own MariaDB on 3306 is never touched."""
+    The machine's own MariaDB on 3306 is never touched. With `tls=(cert, key, ca)` (PEM files) it
+    requires TLS of every TCP client (the unix socket at `socket` stays open to root)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: tuple[str, str, str] | None = None) -> None:
         self.dir = tempfile.mkdtemp(prefix="gw-mariadb-")
         datadir = os.path.join(self.dir, "data")
         install = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
@@ -115,7 +119,10 @@ class PrivateMariaDB(Server):
             f"--socket={self.dir}/sock", f"--pid-file={self.dir}/pid", "--bind-address=127.0.0.1", f"--port={port}",
             "--skip-grant-tables=0", "--innodb-buffer-pool-size=32M", "--skip-log-bin",
             *(["--user=root"] if os.geteuid() == 0 else []),
+            *([f"--ssl-cert={tls[0]}", f"--ssl-key={tls[1]}", f"--ssl-ca={tls[2]}", "--require-secure-transport=ON"]
+              if tls else []),
         ])
+        self.socket = f"{self.dir}/sock"
 
     def cleanup(self) -> None:
         self.stop()

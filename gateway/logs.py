@@ -30,5 +30,8 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # botocore's DEBUG logs carry request and response bodies: a secret's value, a presigned URL.
+    for name in ("botocore", "aiobotocore"):
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
     # aiohttp's own access logger is replaced by gateway.accesslog.
     logging.getLogger("aiohttp.access").disabled = True

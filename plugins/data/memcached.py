@@ -1,13 +1,19 @@
 """The memcached cache backend: emcache with autobatching, several nodes, ElastiCache auto
-discovery, and one documented patch of emcache's internals (`fail_lost_batches`, below)."""
+discovery, TLS (`?tls=verify`, ElastiCache in-transit encryption), and one documented patch of
+emcache's internals (`fail_lost_batches`, below).
+
+TLS with `tls=verify` checks the chain and the host name against the system trust store; with
+`tls_ca=` emcache 1.3.3 checks the chain against the system store plus that CA but not the host name
+(its context for an extra CA leaves `check_hostname` off), which is for test CAs only."""
 from __future__ import annotations
 
 import asyncio
 
 import emcache
 from emcache import autobatching as emcache_autobatching
+from emcache.protocol import create_protocol
 
-from plugins.data.settings import memcached_nodes
+from plugins.data.settings import memcached_nodes, url_options
 
 
 def fail_lost_batches() -> None:
@@ -43,6 +49,9 @@ class Memcached:
         self.nodes = [emcache.MemcachedHostAddress(host, port) for host, port in memcached_nodes(url)]
         self.timeout = timeout
         self.max_connections = max_connections
+        options = url_options(url)
+        self.tls = {"ssl": "tls" in options, "ssl_verify": options.get("tls") == "verify",
+                    "ssl_extra_ca": options.get("tls_ca")}
         self.client: emcache.Client | None = None
         self._discovered = not self.discovery
 
@@ -53,6 +62,7 @@ class Memcached:
             # can serve values whose invalidation went elsewhere (and, with every node purged, emcache's
             # batched gets never return). A dead node's keys just miss, and the breaker bounds the cost.
             autobatching=True, purge_unhealthy_nodes=False, autodiscovery=self.discovery, autodiscovery_timeout=1.0,
+            **self.tls,
         )
 
     async def close(self) -> None:
@@ -103,7 +113,21 @@ class Memcached:
     async def probe(self) -> dict:
         nodes = self._client.cluster_managment().nodes()
         answers = await asyncio.gather(*(self._client.version(node) for node in nodes), return_exceptions=True)
-        down = [f"{n.address}:{n.port}" for n, answer in zip(nodes, answers) if isinstance(answer, BaseException)]
+        down = [n for n, answer in zip(nodes, answers) if isinstance(answer, BaseException)]
         if down or not nodes:
-            raise ConnectionError(f"memcached unreachable: {', '.join(down) or 'no nodes discovered'}")
+            reasons = await asyncio.gather(*(self._why(node) for node in down))
+            raise ConnectionError("memcached unreachable: " + (", ".join(
+                f"{n.address}:{n.port} ({reason})" for n, reason in zip(down, reasons)) or "no nodes discovered"))
         return {"backend": "memcached", "nodes": len(nodes)}
+
+    async def _why(self, node: emcache.MemcachedHostAddress) -> str:
+        """Why a node does not answer, from one connection made as emcache makes them: its pool only
+        logs the reason (a refused connection, a TLS certificate that does not verify)."""
+        try:
+            connection = await create_protocol(node, **self.tls, username=None, password=None, timeout=0.5)
+        except asyncio.TimeoutError:
+            return "no connection within 0.5s"
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        connection.close()
+        return "connects, but did not answer in time"

@@ -5,6 +5,11 @@ a read-only error (an RDS failover has just moved the writer: 1290/1792/1836) is
 going back to the pool, and for the server-side cases the idle connections are dropped too: they
 point at the same dead or demoted server. Connections autocommit, so a pooled connection never
 keeps an old snapshot; `transaction()` opens an explicit one.
+
+With `tls=verify`/`tls=required` in the URL every connection is TLS: aiomysql would quietly go on in
+plaintext with a server that does not offer TLS, so such a connection is refused here. When MySQL
+refuses the password of a new connection (1045, a rotated secret) and `DATABASE_SECRET_ARN` is set,
+the credentials are re-read (plugins/data/secrets.py) and the connection is tried once more.
 """
 from __future__ import annotations
 
@@ -18,9 +23,12 @@ import pymysql
 
 from plugins.data.api import DatabaseUnavailable, Params
 from plugins.data.migrator import Migrations
+from plugins.data.secrets import Credentials, SecretsManager
 from plugins.data.settings import mysql_params
 
 LOST = {1927, 2003, 2006, 2013, 2055}  # 1927: this connection was killed
+ACCESS_DENIED = 1045
+INSECURE_TRANSPORT = 3159  # MySQL's refusal under require_secure_transport; MariaDB answers 1045
 READ_ONLY = {1290, 1792, 1836}
 MIGRATION_TIMEOUT = 900.0  # DDL on a large table takes long, but not forever
 LOCK_WAIT_SECONDS = 120
@@ -30,6 +38,14 @@ def error_code(exc: BaseException) -> int | None:
     if isinstance(exc, pymysql.err.MySQLError) and exc.args and isinstance(exc.args[0], int):
         return exc.args[0]
     return None
+
+
+def describe(exc: BaseException) -> str:
+    """The error and what caused it: aiomysql reports a failed TLS handshake as "Can't connect"."""
+    text = repr(exc)
+    if exc.__cause__ is not None:
+        text += f" caused by {type(exc.__cause__).__name__}: {exc.__cause__}"
+    return text
 
 
 def is_broken(exc: BaseException) -> bool:
@@ -88,6 +104,14 @@ class MySQLDatabase:
         self._writer: aiomysql.Pool | None = None
         self._reader: aiomysql.Pool | None = None
         self.replica = settings.database_read_url is not None
+        self._tls: dict[aiomysql.Pool, bool] = {}
+        self.secret: SecretsManager | None = None
+        self.credentials: Credentials | None = None
+        if settings.database_secret_arn:
+            url = mysql_params(settings.database_url)
+            self.secret = SecretsManager(settings.database_secret_arn, settings.aws_region, settings.aws_endpoint_url)
+            self.credentials = Credentials(url["user"], url["password"], self.secret.fetch,
+                                           settings.secret_reread_interval)
 
     async def start(self) -> None:
         # minsize 0: the process starts (and reports not ready) while the database is down
@@ -99,12 +123,14 @@ class MySQLDatabase:
         self._queues = {pool: asyncio.Semaphore(self.settings.pool_max) for pool in {self._writer, self._reader}}
 
     async def _pool(self, url: str) -> aiomysql.Pool:
-        recycle = self.settings.pool_recycle
-        return await aiomysql.create_pool(
+        recycle, params = self.settings.pool_recycle, mysql_params(url)
+        pool = await aiomysql.create_pool(
             minsize=0, maxsize=self.settings.pool_max, pool_recycle=recycle,
             connect_timeout=self.settings.connect_timeout, autocommit=True, charset="utf8mb4",
-            init_command=f"SET SESSION wait_timeout = {recycle + 60}", **mysql_params(url),
+            init_command=f"SET SESSION wait_timeout = {recycle + 60}", **params,
         )
+        self._tls[pool] = params["ssl"] is not None
+        return pool
 
     async def close(self) -> None:
         for pool in {self._writer, self._reader} - {None}:
@@ -112,6 +138,26 @@ class MySQLDatabase:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.query_timeout):
                     await pool.wait_closed()
+        if self.secret is not None:
+            await self.secret.close()
+
+    async def _acquire(self, pool: aiomysql.Pool) -> aiomysql.Connection:
+        credentials = self.credentials
+        version = credentials.version if credentials else 0
+        try:
+            connection = await pool.acquire()
+        except pymysql.err.OperationalError as exc:
+            if credentials is None or error_code(exc) != ACCESS_DENIED or not await credentials.renew(version):
+                raise
+            for each in {self._writer, self._reader}:
+                # aiomysql has no setter: its pool opens every new connection with these keyword arguments
+                each._conn_kwargs.update(user=credentials.user, password=credentials.password)
+            connection = await pool.acquire()
+        if self._tls[pool] and not connection._secure:  # aiomysql's own flag, set once TLS is up
+            connection.close()
+            pool.release(connection)
+            raise DatabaseUnavailable("no connection: the server does not offer TLS, which the URL's tls option requires")
+        return connection
 
     @contextlib.asynccontextmanager
     async def _connection(self, pool: aiomysql.Pool) -> AsyncIterator[aiomysql.Connection]:
@@ -121,14 +167,16 @@ class MySQLDatabase:
             async with asyncio.timeout(self.settings.connect_timeout):
                 await queue.acquire()
                 try:
-                    connection = await pool.acquire()
+                    connection = await self._acquire(pool)
                 except BaseException:
                     queue.release()
                     raise
         except Exception as exc:
             if is_broken(exc) or isinstance(exc, pymysql.err.OperationalError):
+                hint = " (a plaintext connection: if the server requires TLS, add ?tls=verify)" \
+                    if not self._tls[pool] and error_code(exc) in (ACCESS_DENIED, INSECURE_TRANSPORT) else ""
                 self.errors += 1
-                raise DatabaseUnavailable(f"no connection: {exc!r}") from exc
+                raise DatabaseUnavailable(f"no connection: {describe(exc)}{hint}") from exc
             raise
         try:
             yield connection
