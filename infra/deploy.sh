@@ -14,7 +14,8 @@
 #   CDN_PRIVATE_KEY_FILE     RSA private key (PEM) that signs CloudFront URLs
 # Optional environment:
 #   ENV_NAME (prod), PRIMARY_REGION (ap-southeast-1), STANDBY_REGION (ap-south-1),
-#   ENABLE_JWT_AUTHORIZER (false), IDENTITY_PARAMETERS (extra Key=Value overrides for
+#   ENABLE_JWT_AUTHORIZER (false), ALARM_EMAIL (subscribed to the alarm topics),
+#   MIGRATE_TIMEOUT_SECONDS (1800, how long the migration instance may take), IDENTITY_PARAMETERS (extra Key=Value overrides for
 #   identity.yaml, space-separated: identity providers, callback URLs, SES sender)
 set -euo pipefail
 
@@ -84,8 +85,59 @@ refresh() {
   echo "instance-refresh $1 $group"
   "$plan" && return
   aws autoscaling start-instance-refresh --region "$1" --auto-scaling-group-name "$group" \
-    --preferences '{"MinHealthyPercentage":100,"MaxHealthyPercentage":200,"InstanceWarmup":180,"SkipMatching":true}' \
+    --preferences '{"MinHealthyPercentage":100,"MaxHealthyPercentage":200,"SkipMatching":true}' \
     || echo "warning: instance refresh not started in $1 (one may be running already)" >&2
+}
+
+# migrate REGION: applies the release's migrations once per deploy, before its instances serve: one
+# instance of the region's latest launch template, told by its user data to run
+# gateway-migrate.service (the app's `migrate`, under a MySQL named lock) instead of serving,
+# powers off when done; this waits at most MIGRATE_TIMEOUT_SECONDS (1800) and reads the outcome
+# from its console. Instances never migrate on boot.
+migrate() {
+  local region=$1 template subnet user_data instance deadline console=""
+  template=$(output "$region" region LaunchTemplateId)
+  subnet=$(output "$region" network PrivateSubnetIds)
+  user_data=$(printf '%s\n' '#!/bin/bash' 'set -euo pipefail' 'install -d -m 0755 /etc/gateway' \
+    "printf 'GATEWAY_SSM_PREFIX=/gateway/$env_name/\\nAWS_REGION=$region\\n' > /etc/gateway/bootstrap.env" \
+    'touch /etc/gateway/migrate')
+  echo "migrate $region $template ${subnet%%,*}"
+  if "$plan"; then
+    echo "  | ${user_data//$'\n'/$'\n'  | }"
+    return
+  fi
+  instance=$(aws ec2 run-instances --region "$region" --subnet-id "${subnet%%,*}" \
+    --launch-template "LaunchTemplateId=$template,Version=\$Latest" --user-data "$user_data" \
+    --instance-initiated-shutdown-behavior stop \
+    --tag-specifications "ResourceType=instance,Tags=[{Key=Name,Value=gateway-$env_name-migrate}]" \
+    --query 'Instances[0].InstanceId' --output text)
+  deadline=$((SECONDS + ${MIGRATE_TIMEOUT_SECONDS:-1800}))
+  until [ "$(aws ec2 describe-instances --region "$region" --instance-ids "$instance" \
+    --query 'Reservations[0].Instances[0].State.Name' --output text)" = stopped ] || [ "$SECONDS" -ge "$deadline" ]; do
+    sleep 15
+  done
+  # The console output is posted shortly after the instance stops.
+  while [ "$SECONDS" -lt $((deadline + 300)) ] && ! grep -q 'gateway-migrate: ' <<<"$console"; do
+    sleep 15
+    console=$(aws ec2 get-console-output --region "$region" --instance-id "$instance" --query Output --output text)
+  done
+  aws ec2 terminate-instances --region "$region" --instance-ids "$instance" >/dev/null
+  if ! grep -q 'gateway-migrate: done' <<<"$console"; then
+    echo "migrations failed or timed out in $region ($instance); its console:" >&2
+    tail -n 40 <<<"$console" >&2
+    return 1
+  fi
+}
+
+# put_jwks REGION: the user pool's public keys (JWKS) as this region's copy, which the app reads
+# when Cognito's endpoint in the primary region cannot be reached (AUTH_JWKS_PARAMETER).
+put_jwks() {
+  local name
+  name=$(output "$1" region JwksParameterName)
+  echo "ssm $1 $name (JWKS of the user pool)"
+  "$plan" && return
+  aws ssm put-parameter --region "$1" --name "$name" --type String --tier Intelligent-Tiering --overwrite \
+    --value "$jwks" >/dev/null
 }
 
 # vpc_cidr REGION: one /16 per region, the same whichever role the region plays.
@@ -146,6 +198,30 @@ deploy "$global" global "${zone[@]}" \
   "StandbyApiEndpointHost=$(output "$standby" region ApiEndpointHost)" \
   "StandbyApiDomainName=$(output "$standby" region ApiRegionalDomainName)" \
   "StandbyApiHostedZoneId=$(output "$standby" region ApiRegionalHostedZoneId)"
+
+# Fleet: the JWKS copy in each region, alarms and dashboards, then the migrations (once, in the
+# writer's region) before any instance of this release replaces one of the last.
+if "$plan"; then
+  jwks="<JWKS of the user pool>"
+else
+  jwks=$(curl -fsS --max-time 10 \
+    "https://cognito-idp.$primary.amazonaws.com/$(output "$primary" identity UserPoolId)/.well-known/jwks.json")
+fi
+put_jwks "$primary"
+put_jwks "$standby"
+for region in "$primary" "$standby"; do
+  role=primary
+  [ "$region" = "$standby" ] && role=standby
+  deploy "$region" monitoring "${common[@]}" "Role=$role" "AlarmEmail=${ALARM_EMAIL:-}" \
+    "AutoScalingGroupName=$(output "$region" region AutoScalingGroupName)" \
+    "LoadBalancerFullName=$(output "$region" region LoadBalancerFullName)" \
+    "TargetGroupFullName=$(output "$region" region TargetGroupFullName)" \
+    "ApiId=$(output "$region" region ApiId)" "CacheClusterId=$(output "$region" region CacheClusterId)"
+done
+deploy "$global" monitoring-global "${common[@]}" "AlarmEmail=${ALARM_EMAIL:-}" \
+  "PrimaryHealthCheckId=$(output "$global" global PrimaryHealthCheckId)" \
+  "StandbyHealthCheckId=$(output "$global" global StandbyHealthCheckId)"
+migrate "$primary"
 
 refresh "$primary"
 refresh "$standby"
