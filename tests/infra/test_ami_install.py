@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -43,6 +44,21 @@ def prefix(tmp_path_factory, wheel) -> Path:
     subprocess.run(["bash", FILES / "install.sh", wheel, FILES / "constraints.txt"], env=env, check=True,
                    timeout=180)
     return prefix
+
+
+def test_a_file_other_than_the_pinned_one_is_refused(wheel, tmp_path):
+    """pip's hash-checking mode (https://pip.pypa.io/en/stable/topics/secure-installs/): a wheel
+    whose digest is not the constraint's is not installed, and install.sh fails."""
+    constraints = (FILES / "constraints.txt").read_text()
+    tampered = re.sub(r"^(six==\S+) --hash=sha256:[0-9a-f]{64}", r"\1 --hash=sha256:" + "0" * 64, constraints,
+                      flags=re.MULTILINE)
+    assert tampered != constraints
+    (tmp_path / "constraints.txt").write_text(tampered)
+    env = {**os.environ, "GATEWAY_PREFIX": str(tmp_path / "prefix"), "GATEWAY_PYTHON": sys.executable}
+    result = subprocess.run(["bash", FILES / "install.sh", wheel, tmp_path / "constraints.txt"], env=env,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode != 0
+    assert "THESE PACKAGES DO NOT MATCH THE HASHES" in result.stderr
 
 
 def unit_command(directive: str, prefix: Path) -> list[str]:

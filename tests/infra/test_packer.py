@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import hcl2
+import pytest
 
 from gateway.settings import CoreSettings
 from tests.infra import unitfile
@@ -17,7 +18,8 @@ from tests.infra import unitfile
 ROOT = Path(__file__).resolve().parents[2]
 PACKER = ROOT / "infra" / "packer"
 FILES = PACKER / "files"
-UNITS = sorted(FILES.glob("*.service"))
+UNITS = sorted([*FILES.glob("*.service"), *FILES.glob("*.timer")])
+BAKE_HOST = ["-var", 'ssh_source_cidrs=["203.0.113.7/32"]']
 
 
 def tool(name: str) -> str:
@@ -41,13 +43,48 @@ def test_packer_fmt():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_packer_validate_offline(tmp_path):
+def validate(tmp_path, *options: str) -> subprocess.CompletedProcess:
     """Full validation (builder and provisioner configs), with no AWS credentials and no update check."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(HOME=str(tmp_path), CHECKPOINT_DISABLE="1", AWS_CONFIG_FILE="/dev/null",
                AWS_SHARED_CREDENTIALS_FILE="/dev/null")
-    result = run(tool("packer"), "validate", PACKER / "gateway.pkr.hcl", env=env, cwd=tmp_path)
+    return run(tool("packer"), "validate", *options, PACKER / "gateway.pkr.hcl", env=env, cwd=tmp_path)
+
+
+def test_packer_validate_offline(tmp_path):
+    result = validate(tmp_path, *BAKE_HOST)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("options", [[], ["-var", 'ssh_source_cidrs=["0.0.0.0/0"]'],
+                                     ["-var", 'ssh_source_cidrs=["203.0.113.7/32", "::/0"]'],
+                                     ["-var", "ssh_source_cidrs=[]"]])
+def test_builder_ssh_is_never_open_to_the_internet(tmp_path, options):
+    """amazon-ebs builder (https://developer.hashicorp.com/packer/integrations/hashicorp/amazon/latest/components/builder/ebs):
+    without temporary_security_group_source_cidrs the temporary group allows SSH from 0.0.0.0/0. The
+    template takes no default and refuses the whole internet; bake.sh names the bake host."""
+    result = validate(tmp_path, *options)
+    assert result.returncode != 0
+    assert "ssh_source_cidrs" in result.stdout + result.stderr
+
+
+def test_builder_clears_its_key_and_limits_ssh():
+    source = load_hcl(PACKER / "gateway.pkr.hcl")["source"][0]["amazon-ebs"]["gateway"]
+    assert source["ssh_clear_authorized_keys"] is True
+    assert source["temporary_security_group_source_cidrs"] == "${var.ssh_source_cidrs}"
+    bake = (PACKER / "bake.sh").read_text()
+    assert "ssh_source_cidrs=" in bake and "checkip.amazonaws.com" in bake
+
+
+def test_constraints_pin_every_dependency_by_hash():
+    """pip's hash-checking mode (https://pip.pypa.io/en/stable/topics/secure-installs/): every line
+    an exact pin with at least one sha256, and install.sh installs with --require-hashes."""
+    lines = [line for line in (FILES / "constraints.txt").read_text().splitlines() if not line.startswith("#")]
+    assert lines
+    for line in lines:
+        assert re.fullmatch(r"[A-Za-z0-9_.-]+==\S+( --hash=sha256:[0-9a-f]{64})+", line), line
+    install = (FILES / "install.sh").read_text()
+    assert "--require-hashes" in install and "--no-deps" in install
 
 
 def test_required_plugins_pins_the_amazon_plugin():
@@ -117,7 +154,8 @@ def test_gateway_unit_contract():
     unit = unitfile.directives(FILES / "gateway.service")
     assert unit["ExecStart"] == [
         "/opt/gateway/venv/bin/gunicorn -c python:gateway.gunicorn_conf gateway.app:create_app()"]
-    assert unit["ExecStartPre"] == ["/opt/gateway/venv/bin/python -m gateway check"]
+    # Configuration and this instance's files only: nothing networked blocks start-up.
+    assert unit["ExecStartPre"] == ["/opt/gateway/venv/bin/python -m gateway check --local"]
     assert unit["EnvironmentFile"] == ["/etc/gateway/gateway.env"]
     assert "gateway-config.service" in unit["Requires"] and "gateway-config.service" in unit["After"][0]
     assert unit["User"] == ["gateway"] and unit["Restart"] == ["on-failure"]
