@@ -78,14 +78,17 @@ put_private_key() {
 }
 
 # refresh REGION: replaces instances that do not match the launch template (a new AMI), new
-# before old; a no-op when all match.
+# before old; a no-op when all match. The group's health type is EC2 (liveness), so the refresh
+# would count a new instance that never becomes ready; the ALB's unhealthy-hosts alarm
+# (monitoring.yaml) fails the refresh instead. The warm-up is the group's DefaultInstanceWarmup.
 refresh() {
   local group
   group=$(output "$1" region AutoScalingGroupName)
   echo "instance-refresh $1 $group"
   "$plan" && return
   aws autoscaling start-instance-refresh --region "$1" --auto-scaling-group-name "$group" \
-    --preferences '{"MinHealthyPercentage":100,"MaxHealthyPercentage":200,"SkipMatching":true}' \
+    --preferences "{\"MinHealthyPercentage\":100,\"MaxHealthyPercentage\":200,\"SkipMatching\":true,
+      \"AlarmSpecification\":{\"Alarms\":[\"gateway-$env_name-alb-unhealthy-hosts\"]}}" \
     || echo "warning: instance refresh not started in $1 (one may be running already)" >&2
 }
 

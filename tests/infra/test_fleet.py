@@ -24,6 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 FILES = ROOT / "infra" / "packer" / "files"
 # Instance launch to cloud-init's final stage on Amazon Linux 2023: an allowance, not a measurement.
 OS_BOOT_SECONDS = 120
+# From a metric's minute to the alarm's state change: an allowance for CloudWatch's delivery and
+# evaluation, not a documented bound.
+ALARM_DELAY_SECONDS = 120
 
 
 def module(name: str):
@@ -103,7 +106,23 @@ def test_warmup_outlasts_grace_and_liveness_detection(asg, liveness, plan):
     detection = (seconds(timer["OnUnitActiveSec"][0]) + (liveness.PROBES - 1) * liveness.PAUSE
                  + liveness.PROBES * liveness.TIMEOUT)
     assert asg["DefaultInstanceWarmup"] >= asg["HealthCheckGracePeriod"] + detection
-    assert "InstanceWarmup" not in (ROOT / "infra" / "deploy.sh").read_text()
+    assert not re.search(r'\\?"InstanceWarmup', (ROOT / "infra" / "deploy.sh").read_text())
+
+
+def test_a_release_that_never_becomes_ready_fails_the_refresh(asg):
+    """RefreshPreferences (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_RefreshPreferences.html):
+    AlarmSpecification fails the refresh when an alarm threshold is met. With health type EC2 the
+    refresh does not wait for the target group, so deploy.sh names the unhealthy-hosts alarm. Its
+    window outlasts the boot budget (a slow but healthy boot never trips it) and ends, with
+    CloudWatch's evaluation delay, before the warm-up, after which old instances are terminated."""
+    t = load("monitoring")
+    alarm = t["Resources"]["AlbUnhealthyHostsAlarm"]["Properties"]
+    name = alarm["AlarmName"]["Fn::Sub"].replace("${EnvName}", "$env_name")
+    assert f'\\"Alarms\\":[\\"{name}\\"]' in (ROOT / "infra" / "deploy.sh").read_text()
+    window = alarm["Period"] * alarm["EvaluationPeriods"]
+    assert alarm.get("DatapointsToAlarm", alarm["EvaluationPeriods"]) == alarm["EvaluationPeriods"]
+    assert window >= asg["HealthCheckGracePeriod"]
+    assert asg["DefaultInstanceWarmup"] >= window + ALARM_DELAY_SECONDS
 
 
 def test_target_group_probes_deep_readiness_on_the_internal_port(templates, boot_config):
