@@ -179,3 +179,17 @@ def test_boot_unit_runs_the_config_step():
     unit = unitfile.directives(FILES / "gateway-config.service")
     assert unit["Type"] == ["oneshot"] and unit["RemainAfterExit"] == ["yes"]
     assert unit["ExecStart"][0] == "/opt/gateway/venv/bin/python /opt/gateway/boot/gateway-config.py"
+
+
+def test_provision_installs_and_enables_every_unit():
+    """Every unit and boot script in files/ reaches the image, and every unit that names a target
+    to be wanted by is enabled (the liveness service runs from its timer)."""
+    provision = (FILES / "provision.sh").read_text()
+    enabled = re.search(r"^systemctl enable (.+)$", provision, re.MULTILINE)[1].split()
+    for path in UNITS:
+        assert f'"$files/{path.name}"' in provision, path.name
+        assert (path.name in enabled) == ("WantedBy" in unitfile.directives(path)), path.name
+    for path in FILES.glob("*.py"):
+        assert f'"$files/{path.name}"' in provision and "/opt/gateway/boot" in provision, path.name
+        users = [u for u in UNITS if f"/opt/gateway/boot/{path.name}" in u.read_text()]
+        assert users, f"{path.name}: no unit runs it"
