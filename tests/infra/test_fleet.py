@@ -162,7 +162,9 @@ def test_liveness_probes_the_api_port_and_not_the_migration_instance(boot_config
     (command,) = unit("gateway-liveness.service")["ExecStart"]
     url = unitfile.command(command)[-1]
     assert url == f"http://127.0.0.1:{boot_config.FIXED['GATEWAY_PORT']}/health/live"
-    assert unit("gateway-liveness.timer")["ConditionPathExists"] == ["!/etc/gateway/migrate"]
+    # Evaluated at each run: the timer itself starts before user data has written the flag.
+    assert unit("gateway-liveness.service")["ConditionPathExists"] == [
+        "/etc/gateway/bootstrap.env", "!/etc/gateway/migrate"]
 
 
 # --- static stability at boot, migrations once per deploy -------------------------------------------
