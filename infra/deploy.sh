@@ -132,15 +132,18 @@ migrate() {
   fi
 }
 
-# put_jwks REGION: the user pool's public keys (JWKS) as this region's copy, which the app reads
-# when Cognito's endpoint in the primary region cannot be reached (AUTH_JWKS_PARAMETER).
-put_jwks() {
-  local name
-  name=$(output "$1" region JwksParameterName)
-  echo "ssm $1 $name (JWKS of the user pool)"
+# refresh_jwks REGION: this region's copy of the user pool's JWKS, now, so that instances of this
+# deploy find it (region.yaml's function also refreshes it every hour).
+refresh_jwks() {
+  local function error
+  function=$(output "$1" region JwksRefreshFunctionName)
+  echo "jwks $1 $function"
   "$plan" && return
-  aws ssm put-parameter --region "$1" --name "$name" --type String --tier Intelligent-Tiering --overwrite \
-    --value "$jwks" >/dev/null
+  error=$(aws lambda invoke --region "$1" --function-name "$function" --query FunctionError --output text /dev/null)
+  if [ "$error" != None ]; then
+    echo "JWKS copy failed in $1 ($error): see the /gateway/$env_name/jwks-refresh log group" >&2
+    return 1
+  fi
 }
 
 # vpc_cidr REGION: one /16 per region, the same whichever role the region plays.
@@ -204,14 +207,8 @@ deploy "$global" global "${zone[@]}" \
 
 # Fleet: the JWKS copy in each region, alarms and dashboards, then the migrations (once, in the
 # writer's region) before any instance of this release replaces one of the last.
-if "$plan"; then
-  jwks="<JWKS of the user pool>"
-else
-  jwks=$(curl -fsS --max-time 10 \
-    "https://cognito-idp.$primary.amazonaws.com/$(output "$primary" identity UserPoolId)/.well-known/jwks.json")
-fi
-put_jwks "$primary"
-put_jwks "$standby"
+refresh_jwks "$primary"
+refresh_jwks "$standby"
 for region in "$primary" "$standby"; do
   role=primary
   [ "$region" = "$standby" ] && role=standby
@@ -219,7 +216,8 @@ for region in "$primary" "$standby"; do
     "AutoScalingGroupName=$(output "$region" region AutoScalingGroupName)" \
     "LoadBalancerFullName=$(output "$region" region LoadBalancerFullName)" \
     "TargetGroupFullName=$(output "$region" region TargetGroupFullName)" \
-    "ApiId=$(output "$region" region ApiId)" "CacheClusterId=$(output "$region" region CacheClusterId)"
+    "ApiId=$(output "$region" region ApiId)" "CacheClusterId=$(output "$region" region CacheClusterId)" \
+    "JwksRefreshFunctionName=$(output "$region" region JwksRefreshFunctionName)"
 done
 deploy "$global" monitoring-global "${common[@]}" "AlarmEmail=${ALARM_EMAIL:-}" \
   "PrimaryHealthCheckId=$(output "$global" global PrimaryHealthCheckId)" \

@@ -69,7 +69,7 @@ def test_group_replaces_on_liveness_only_never_on_readiness(asg):
     liveness report (set-up-a-custom-health-check.html) replaces only what no longer serves."""
     assert asg["HealthCheckType"] == "EC2"
     assert asg["TargetGroupARNs"] == [{"Ref": "TargetGroup"}]  # still registered: the ALB routes by readiness
-    statements = {s["Sid"]: s for p in only(load("region"), "AWS::IAM::Role")["Policies"]
+    statements = {s["Sid"]: s for p in load("region")["Resources"]["InstanceRole"]["Properties"]["Policies"]
                   for s in p["PolicyDocument"]["Statement"]}
     report = statements["LivenessReport"]
     assert report["Action"] == "autoscaling:SetInstanceHealth"
@@ -223,24 +223,77 @@ def plan_output() -> list[str]:
 # --- JWKS in each region --------------------------------------------------------------------------
 
 def test_each_region_has_its_jwks_copy_readable_by_its_instances(templates):
-    """Parameter tiers (https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-advanced-parameters.html):
-    a standard parameter holds 4 KB; deploy.sh lets Intelligent-Tiering pick advanced if a JWKS
-    grows past it. GetParametersByPath without Recursive reads one level
+    """GetParametersByPath without Recursive reads one level
     (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetParametersByPath.html),
-    so the JWKS, one level down, is not passed through as a variable by the boot step."""
+    so the JWKS, one level down, is not passed through as a variable by the boot step; the
+    instances read it by name, and only the refresh function may write it."""
     region = templates["region"]
     pointer = region["Resources"]["ParamJwksParameter"]["Properties"]
     assert pointer["Name"] == {"Fn::Sub": "/gateway/${EnvName}/AUTH_JWKS_PARAMETER"}
     name = pointer["Value"]["Fn::Sub"]
     assert name.startswith("/gateway/${EnvName}/") and name.count("/") == 4
     assert region["Outputs"]["JwksParameterName"]["Value"] == {"Fn::Sub": name}
-    statements = {s["Sid"]: s for p in only(region, "AWS::IAM::Role")["Policies"] for s in p["PolicyDocument"]["Statement"]}
+    statements = {s["Sid"]: s for p in region["Resources"]["InstanceRole"]["Properties"]["Policies"]
+                  for s in p["PolicyDocument"]["Statement"]}
     assert "ssm:GetParameter" in statements["BootParameters"]["Action"]
     assert {"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/gateway/${EnvName}/*"} \
         in statements["BootParameters"]["Resource"]
-    written = [line.split()[1] for line in plan_output() if line.startswith("ssm ") and "JWKS" in line]
-    assert written == [PRIMARY, STANDBY]
-    assert "--tier Intelligent-Tiering" in (ROOT / "infra" / "deploy.sh").read_text()
+    assert not any("PutParameter" in str(s["Action"]) for s in statements.values())
+    (writer,) = [s for p in region["Resources"]["JwksRefreshRole"]["Properties"]["Policies"]
+                 for s in p["PolicyDocument"]["Statement"] if "ssm:PutParameter" in s["Action"]]
+    assert writer["Resource"]["Fn::Sub"].endswith(":parameter" + name)
+    assert [line.split()[1] for line in plan_output() if line.startswith("jwks ")] == [PRIMARY, STANDBY]
+
+
+@pytest.fixture
+def refresh(monkeypatch):
+    """The refresh function's inline source, as CloudFormation substitutes it, loaded as a module."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", STANDBY)
+    source = load("region")["Resources"]["JwksRefresh"]["Properties"]["Code"]["ZipFile"]["Fn::Sub"]
+    for variable, value in {"CognitoRegion": PRIMARY, "UserPoolId": f"{PRIMARY}_pool", "EnvName": "prod"}.items():
+        source = source.replace("${%s}" % variable, value)
+    assert "${" not in source
+    namespace: dict = {}
+    exec(compile(source, "JwksRefresh", "exec"), namespace)
+    assert namespace["URL"] == f"https://cognito-idp.{PRIMARY}.amazonaws.com/{PRIMARY}_pool/.well-known/jwks.json"
+    assert namespace["NAME"] == "/gateway/prod/jwks/cognito"
+    with mock_aws():
+        yield namespace
+
+
+def serve_jwks(server, body: bytes) -> str:
+    class Jwks(Api):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body)
+
+    server.RequestHandlerClass = Jwks
+    return f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
+
+
+def test_refresh_copies_the_jwks_and_keeps_the_last_good_copy(refresh, server):
+    """Verifying a JSON web token (https://docs.aws.amazon.com/cognito/latest/developerguide/amazon-cognito-user-pools-using-tokens-verifying-a-jwt.html):
+    Cognito might rotate a pool's signing keys, so the copy is refreshed, not written once. An
+    unreachable or empty answer leaves the last good copy in place."""
+    ssm = boto3.client("ssm", region_name=STANDBY)
+    first = json.dumps({"keys": [{"kid": "a", "kty": "RSA", "n": "x", "e": "AQAB"}]}).encode()
+    refresh["URL"] = serve_jwks(server, first)
+    assert refresh["handler"]({}, None) == {"kids": ["a"], "updated": True}
+    assert refresh["handler"]({}, None) == {"kids": ["a"], "updated": False}
+    rotated = json.dumps({"keys": [{"kid": "a", "kty": "RSA", "n": "x", "e": "AQAB"},
+                                   {"kid": "b", "kty": "RSA", "n": "y", "e": "AQAB"}]}).encode()
+    serve_jwks(server, rotated)
+    assert refresh["handler"]({}, None) == {"kids": ["a", "b"], "updated": True}
+    serve_jwks(server, b'{"keys": []}')
+    with pytest.raises(ValueError):
+        refresh["handler"]({}, None)
+    refresh["URL"] = "http://127.0.0.1:9/.well-known/jwks.json"
+    with pytest.raises(OSError):
+        refresh["handler"]({}, None)
+    assert ssm.get_parameter(Name="/gateway/prod/jwks/cognito")["Parameter"]["Value"] == rotated.decode()
 
 
 def test_boot_step_does_not_pass_the_jwks_through(boot_config):
@@ -265,6 +318,7 @@ ALARMS = {  # (namespace, metric) -> the dimension names the alarm must name
     ("AWS/RDS", "DatabaseConnections"): {"DBInstanceIdentifier"},
     ("AWS/ElastiCache", "Evictions"): {"CacheClusterId"},
     ("AWS/ElastiCache", "CPUCreditBalance"): {"CacheClusterId"},
+    ("AWS/Lambda", "Errors"): {"FunctionName"},
 }
 
 
