@@ -2,6 +2,7 @@
 and the systemd units. The tools come from scripts/install-tools.sh; a missing one fails the test."""
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -193,3 +194,42 @@ def test_provision_installs_and_enables_every_unit():
         assert f'"$files/{path.name}"' in provision and "/opt/gateway/boot" in provision, path.name
         users = [u for u in UNITS if f"/opt/gateway/boot/{path.name}" in u.read_text()]
         assert users, f"{path.name}: no unit runs it"
+
+
+@pytest.fixture(scope="module")
+def ca_bundle(tmp_path_factory) -> Path:
+    """Two real certificates, made here with openssl."""
+    tmp = tmp_path_factory.mktemp("ca")
+    for name in ("a", "b"):
+        subprocess.run([tool("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                        f"/CN={name}", "-keyout", tmp / f"{name}.key", "-out", tmp / f"{name}.pem"],
+                       check=True, capture_output=True, timeout=60)
+    bundle = tmp / "bundle.pem"
+    bundle.write_text((tmp / "a.pem").read_text() + (tmp / "b.pem").read_text())
+    return bundle
+
+
+def check_ca_bundle(path: Path, *digest: str) -> subprocess.CompletedProcess:
+    return run("bash", FILES / "check-ca-bundle.sh", path, *digest)
+
+
+def test_ca_bundle_check_accepts_certificates_and_their_digest(ca_bundle):
+    """What provision.sh bakes as /etc/gateway/rds-ca-bundle.pem passes this check first."""
+    digest = hashlib.sha256(ca_bundle.read_bytes()).hexdigest()
+    for result in (check_ca_bundle(ca_bundle), check_ca_bundle(ca_bundle, digest)):
+        assert result.returncode == 0, result.stderr
+        assert f"sha256 {digest}, 2 of 2 certificates parsed" in result.stdout
+    assert '"$files/check-ca-bundle.sh" /tmp/rds-ca-bundle.pem' in (FILES / "provision.sh").read_text()
+
+
+def test_ca_bundle_check_refuses_anything_else(ca_bundle, tmp_path):
+    text = ca_bundle.read_text()
+    lines = text.splitlines()
+    lines[3] = "A" * len(lines[3])  # corrupt the first certificate's body
+    cases = {"empty": "", "not pem": "<html>not found</html>\n", "corrupt": "\n".join(lines) + "\n",
+             "truncated": text[:-100]}
+    for name, content in cases.items():
+        path = tmp_path / f"{name.replace(' ', '-')}.pem"
+        path.write_text(content)
+        assert check_ca_bundle(path).returncode != 0, name
+    assert check_ca_bundle(ca_bundle, "0" * 64).returncode != 0

@@ -28,13 +28,7 @@ install -d -m 0755 /etc/gateway
 # The RDS certificate authorities (all regions), for the app's TLS to MySQL: fetched over HTTPS from
 # AWS's trust store, checked to be certificates and, when the bake pins it, by digest.
 curl -fsS --retry 3 -o /tmp/rds-ca-bundle.pem "$rds_ca_url"
-openssl crl2pkcs7 -nocrl -certfile /tmp/rds-ca-bundle.pem | openssl pkcs7 -print_certs -noout >/dev/null
-digest=$(sha256sum /tmp/rds-ca-bundle.pem | cut -d' ' -f1)
-echo "RDS CA bundle $rds_ca_url sha256 $digest ($(grep -c 'BEGIN CERTIFICATE' /tmp/rds-ca-bundle.pem) certificates)"
-if [ -n "${RDS_CA_BUNDLE_SHA256:-}" ] && [ "$digest" != "$RDS_CA_BUNDLE_SHA256" ]; then
-  echo "provision.sh: RDS CA bundle digest $digest, expected $RDS_CA_BUNDLE_SHA256" >&2
-  exit 1
-fi
+bash "$files/check-ca-bundle.sh" /tmp/rds-ca-bundle.pem "${RDS_CA_BUNDLE_SHA256:-}"
 install -m 0644 /tmp/rds-ca-bundle.pem /etc/gateway/rds-ca-bundle.pem
 rm -f /tmp/rds-ca-bundle.pem
 install -d -m 0750 -o gateway -g gateway /var/lib/gateway
