@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import importlib.util
 import json
+import os
 import re
 import subprocess
 import threading
@@ -495,6 +496,19 @@ def server():
 
 
 @pytest.fixture
+def unit_state(tmp_path, monkeypatch):
+    """A stand-in `systemctl` first on PATH, answering `is-active` with the state the test sets."""
+    state = tmp_path / "state"
+    state.write_text("failed\n")
+    systemctl = tmp_path / "bin" / "systemctl"
+    systemctl.parent.mkdir()
+    systemctl.write_text(f'#!/bin/sh\n[ "$1 $2" = "is-active gateway.service" ] && cat {state}\n')
+    systemctl.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{systemctl.parent}:{os.environ['PATH']}")
+    return state
+
+
+@pytest.fixture
 def group(monkeypatch):
     """A moto Auto Scaling group with one instance, whose id the metadata stand-in answers."""
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
@@ -529,14 +543,15 @@ def metadata_for(server, instance_id: str, liveness, monkeypatch):
     monkeypatch.setattr(liveness, "METADATA", f"http://127.0.0.1:{server.server_address[1]}")
 
 
-def test_a_serving_process_leaves_the_instance_healthy(liveness, group, server):
+def test_a_serving_process_leaves_the_instance_healthy(liveness, group, server, unit_state):
     autoscaling, instance_id = group
     assert liveness.main(f"http://127.0.0.1:{server.server_address[1]}/health/live", pause=0) == 0
     assert health(autoscaling, instance_id) == "HEALTHY"
 
 
 @pytest.mark.parametrize("answer", [503, None])
-def test_a_process_that_does_not_serve_is_reported_unhealthy(liveness, group, server, monkeypatch, answer):
+def test_a_process_that_does_not_serve_is_reported_unhealthy(liveness, group, server, monkeypatch, unit_state,
+                                                              answer):
     """Set up a custom health check
     (https://docs.aws.amazon.com/autoscaling/ec2/userguide/set-up-a-custom-health-check.html):
     SetInstanceHealth Unhealthy makes the group replace the instance; by default it respects the
@@ -566,3 +581,13 @@ def test_a_process_that_does_not_serve_is_reported_unhealthy(liveness, group, se
             api.shutdown()
     assert calls == [{"InstanceId": instance_id, "HealthStatus": "Unhealthy", "ShouldRespectGracePeriod": True}]
     assert health(autoscaling, instance_id) == "UNHEALTHY"
+
+
+@pytest.mark.parametrize("state", ["activating", "deactivating", "reloading"])
+def test_a_starting_or_stopping_api_is_not_reported(liveness, group, unit_state, state):
+    """An operator's `systemctl restart gateway` leaves the port closed for a while; systemd's own
+    start and stop timeouts bound that, so the report waits for a settled state."""
+    autoscaling, instance_id = group
+    unit_state.write_text(state + "\n")
+    assert liveness.main("http://127.0.0.1:9/health/live", pause=0) == 0
+    assert health(autoscaling, instance_id) == "HEALTHY"

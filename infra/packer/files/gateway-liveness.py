@@ -4,12 +4,14 @@ Run by gateway-liveness.timer with the app venv's Python. Probes the API's /heal
 process serves; no dependency is consulted) up to PROBES times, PAUSE seconds apart, and when no
 probe answers 200 marks this instance Unhealthy with its Auto Scaling group, which terminates and
 replaces it. The call respects the group's health-check grace period, so an instance still booting
-is never marked. A database failover or a cache outage leaves /health/live answering and the fleet
+is never marked, and nothing is reported while systemd is starting, stopping or reloading the API
+(a restart by an operator; its own timeouts bound that). A database failover or a cache outage leaves /health/live answering and the fleet
 in place; only the ALB's deep check (/health/ready on the internal port) reacts to those.
 """
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 import urllib.request
@@ -20,6 +22,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 PROBES, PAUSE, TIMEOUT = 3, 5.0, 2.0
 METADATA = os.environ.get("GATEWAY_METADATA_URL", "http://169.254.169.254")
+UNIT = "gateway.service"
+TRANSITIONS = {"activating", "deactivating", "reloading"}
 
 
 def live(url: str) -> bool:
@@ -28,6 +32,11 @@ def live(url: str) -> bool:
             return response.status == 200
     except OSError:  # refused, timed out, or an HTTP error status
         return False
+
+
+def in_transition() -> bool:
+    state = subprocess.run(["systemctl", "is-active", UNIT], capture_output=True, text=True, timeout=10)
+    return state.stdout.strip() in TRANSITIONS
 
 
 def instance_id() -> str:
@@ -48,6 +57,8 @@ def main(url: str, pause: float = PAUSE) -> int:
             return 0
         if attempt < PROBES - 1:
             time.sleep(pause)
+    if in_transition():
+        return 0
     instance = instance_id()
     print(f"gateway-liveness: {url} failed {PROBES} probes; marking {instance} Unhealthy", file=sys.stderr, flush=True)
     autoscaling = boto3.client("autoscaling", region_name=os.environ["AWS_REGION"],
@@ -59,6 +70,6 @@ def main(url: str, pause: float = PAUSE) -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main(sys.argv[1]))
-    except (OSError, BotoCoreError, ClientError) as exc:
+    except (OSError, subprocess.SubprocessError, BotoCoreError, ClientError) as exc:
         print(f"gateway-liveness: {exc}", file=sys.stderr)
         sys.exit(2)
