@@ -14,9 +14,10 @@
 #   CDN_PRIVATE_KEY_FILE     RSA private key (PEM) that signs CloudFront URLs
 # Optional environment:
 #   ENV_NAME (prod), PRIMARY_REGION (ap-southeast-1), STANDBY_REGION (ap-south-1),
-#   ENABLE_JWT_AUTHORIZER (false), ALARM_EMAIL (subscribed to the alarm topics),
-#   MIGRATE_TIMEOUT_SECONDS (1800, how long the migration instance may take), IDENTITY_PARAMETERS (extra Key=Value overrides for
-#   identity.yaml, space-separated: identity providers, callback URLs, SES sender)
+#   ENABLE_JWT_AUTHORIZER (false), IDENTITY_PARAMETERS (extra Key=Value overrides for
+#   identity.yaml, space-separated: identity providers, callback URLs, SES sender),
+#   ALARM_EMAIL (subscribed to the alarm topics), MIGRATE_TIMEOUT_SECONDS (1800: how long the
+#   migration instance may take)
 set -euo pipefail
 
 plan=false
@@ -135,11 +136,11 @@ migrate() {
 # refresh_jwks REGION: this region's copy of the user pool's JWKS, now, so that instances of this
 # deploy find it (region.yaml's function also refreshes it every hour).
 refresh_jwks() {
-  local function error
-  function=$(output "$1" region JwksRefreshFunctionName)
-  echo "jwks $1 $function"
+  local name error
+  name=$(output "$1" region JwksRefreshFunctionName)
+  echo "jwks $1 $name"
   "$plan" && return
-  error=$(aws lambda invoke --region "$1" --function-name "$function" --query FunctionError --output text /dev/null)
+  error=$(aws lambda invoke --region "$1" --function-name "$name" --query FunctionError --output text /dev/null)
   if [ "$error" != None ]; then
     echo "JWKS copy failed in $1 ($error): see the /gateway/$env_name/jwks-refresh log group" >&2
     return 1
