@@ -87,14 +87,15 @@ def test_grace_period_covers_the_boot_budget(asg):
     assert asg["HealthCheckGracePeriod"] >= budget
 
 
-def test_boot_step_fails_within_its_unit_timeout(boot_config):
+def test_no_single_aws_call_uses_up_the_boot_steps_timeout(boot_config):
     """Retry behavior (https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html):
     standard mode backs off at most 20 s between attempts. Every attempt of one call, timeouts and
-    backoff included, stays inside gateway-config.service's TimeoutStartSec."""
+    backoff included, takes at most half of gateway-config.service's TimeoutStartSec, which bounds
+    the whole step (and is part of the boot budget above)."""
     config = boot_config.AWS_RETRIES
     attempts = config.retries["max_attempts"]
     worst_call = attempts * (config.connect_timeout + config.read_timeout) + (attempts - 1) * 20
-    assert worst_call < seconds(unit("gateway-config.service")["TimeoutStartSec"][0])
+    assert 2 * worst_call <= seconds(unit("gateway-config.service")["TimeoutStartSec"][0])
 
 
 def test_warmup_outlasts_grace_and_liveness_detection(asg, liveness, plan):

@@ -38,9 +38,9 @@ BOOT_PARAMETERS = {
     "MEDIA_CDN_PRIVATE_KEY", "MEDIA_CDN_PRIVATE_KEY_SECRET_ARN",
 }
 NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
-# Bounded so that the step fails within gateway-config.service's TimeoutStartSec (a failure is a line
-# on the console and an instance that never becomes live), never hangs on one call.
-AWS_RETRIES = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=10)
+# Bounded so that no single call uses up gateway-config.service's TimeoutStartSec (systemd ends the
+# step there in any case): a failure is a line on the console and an instance that never becomes live.
+AWS_RETRIES = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=10)
 
 
 class ConfigError(Exception):
