@@ -462,7 +462,11 @@ def test_one_dashboard_per_region_shows_every_alarm(templates):
     alarm_refs = variables["AlarmArns"]["Fn::Join"][1]
     filled = re.sub(r"\$\{[^}]+\}", "x", body.replace("${AlarmArns}", ", ".join(['"arn"'] * len(alarm_refs))))
     widgets = json.loads(filled)["widgets"]
-    assert all(w["properties"].get("region") == "x" for w in widgets if w["type"] == "metric")
+    metric_widgets = [w["properties"] for w in widgets if w["type"] == "metric"]
+    assert all(w["region"] == "x" for w in metric_widgets)
+    # Every row spelled out: "." and "..." copy the previous row, which after an expression is no metric.
+    for row in (row for w in metric_widgets for row in w["metrics"]):
+        assert "expression" in row[0] or (row[0] not in (".", "...") and "." not in row[1:3]), row
     named = {re.search(r"\$\{(\w+)\.Arn\}", ref["Fn::Sub"])[1] for ref in alarm_refs}
     unconditional = {n for n, r in resources(t, "AWS::CloudWatch::Alarm").items() if "Condition" not in r}
     assert named == unconditional
