@@ -15,7 +15,9 @@
 # Optional environment:
 #   ENV_NAME (prod), PRIMARY_REGION (ap-southeast-1), STANDBY_REGION (ap-south-1),
 #   ENABLE_JWT_AUTHORIZER (false), IDENTITY_PARAMETERS (extra Key=Value overrides for
-#   identity.yaml, space-separated: identity providers, callback URLs, SES sender)
+#   identity.yaml, space-separated: identity providers, callback URLs, SES sender),
+#   ALARM_EMAIL (subscribed to the alarm topics), MIGRATE_TIMEOUT_SECONDS (1800: how long the
+#   migration instance may take)
 set -euo pipefail
 
 plan=false
@@ -86,15 +88,72 @@ replica_arn() {
 }
 
 # refresh REGION: replaces instances that do not match the launch template (a new AMI), new
-# before old; a no-op when all match.
+# before old; a no-op when all match. The group's health type is EC2 (liveness), so the refresh
+# would count a new instance that never becomes ready; the ALB's unhealthy-hosts alarm
+# (monitoring.yaml) fails the refresh instead. The warm-up is the group's DefaultInstanceWarmup.
 refresh() {
   local group
   group=$(output "$1" region AutoScalingGroupName)
   echo "instance-refresh $1 $group"
   "$plan" && return
   aws autoscaling start-instance-refresh --region "$1" --auto-scaling-group-name "$group" \
-    --preferences '{"MinHealthyPercentage":100,"MaxHealthyPercentage":200,"InstanceWarmup":180,"SkipMatching":true}' \
+    --preferences "{\"MinHealthyPercentage\":100,\"MaxHealthyPercentage\":200,\"SkipMatching\":true,
+      \"AlarmSpecification\":{\"Alarms\":[\"gateway-$env_name-alb-unhealthy-hosts\"]}}" \
     || echo "warning: instance refresh not started in $1 (one may be running already)" >&2
+}
+
+# migrate REGION: applies the release's migrations once per deploy, before its instances serve: one
+# instance of the region's latest launch template, told by its user data to run
+# gateway-migrate.service (the app's `migrate`, under a MySQL named lock) instead of serving,
+# powers off when done; this waits at most MIGRATE_TIMEOUT_SECONDS (1800) and reads the outcome
+# from its console. Instances never migrate on boot.
+migrate() {
+  local region=$1 template subnet user_data instance deadline console=""
+  template=$(output "$region" region LaunchTemplateId)
+  subnet=$(output "$region" network PrivateSubnetIds)
+  user_data=$(printf '%s\n' '#!/bin/bash' 'set -euo pipefail' 'install -d -m 0755 /etc/gateway' \
+    "printf 'GATEWAY_SSM_PREFIX=/gateway/$env_name/\\nAWS_REGION=$region\\n' > /etc/gateway/bootstrap.env" \
+    'touch /etc/gateway/migrate')
+  echo "migrate $region $template ${subnet%%,*}"
+  if "$plan"; then
+    echo "  | ${user_data//$'\n'/$'\n'  | }"
+    return
+  fi
+  instance=$(aws ec2 run-instances --region "$region" --subnet-id "${subnet%%,*}" \
+    --launch-template "LaunchTemplateId=$template,Version=\$Latest" --user-data "$user_data" \
+    --instance-initiated-shutdown-behavior stop \
+    --tag-specifications "ResourceType=instance,Tags=[{Key=Name,Value=gateway-$env_name-migrate}]" \
+    --query 'Instances[0].InstanceId' --output text)
+  deadline=$((SECONDS + ${MIGRATE_TIMEOUT_SECONDS:-1800}))
+  until [ "$(aws ec2 describe-instances --region "$region" --instance-ids "$instance" \
+    --query 'Reservations[0].Instances[0].State.Name' --output text)" = stopped ] || [ "$SECONDS" -ge "$deadline" ]; do
+    sleep 15
+  done
+  # The console output is posted shortly after the instance stops.
+  while [ "$SECONDS" -lt $((deadline + 300)) ] && ! grep -q 'gateway-migrate: ' <<<"$console"; do
+    sleep 15
+    console=$(aws ec2 get-console-output --region "$region" --instance-id "$instance" --query Output --output text)
+  done
+  aws ec2 terminate-instances --region "$region" --instance-ids "$instance" >/dev/null
+  if ! grep -q 'gateway-migrate: done' <<<"$console"; then
+    echo "migrations failed or timed out in $region ($instance); its console:" >&2
+    tail -n 40 <<<"$console" >&2
+    return 1
+  fi
+}
+
+# refresh_jwks REGION: this region's copy of the user pool's JWKS, now, so that instances of this
+# deploy find it (region.yaml's function also refreshes it every hour).
+refresh_jwks() {
+  local name error
+  name=$(output "$1" region JwksRefreshFunctionName)
+  echo "jwks $1 $name"
+  "$plan" && return
+  error=$(aws lambda invoke --region "$1" --function-name "$name" --query FunctionError --output text /dev/null)
+  if [ "$error" != None ]; then
+    echo "JWKS copy failed in $1 ($error): see the /gateway/$env_name/jwks-refresh log group" >&2
+    return 1
+  fi
 }
 
 # vpc_cidr REGION: one /16 per region, the same whichever role the region plays.
@@ -171,6 +230,25 @@ deploy "$global" global "${zone[@]}" \
   "StandbyApiEndpointHost=$(output "$standby" region ApiEndpointHost)" \
   "StandbyApiDomainName=$(output "$standby" region ApiRegionalDomainName)" \
   "StandbyApiHostedZoneId=$(output "$standby" region ApiRegionalHostedZoneId)"
+
+# Fleet: the JWKS copy in each region, alarms and dashboards, then the migrations (once, in the
+# writer's region) before any instance of this release replaces one of the last.
+refresh_jwks "$primary"
+refresh_jwks "$standby"
+for region in "$primary" "$standby"; do
+  role=primary
+  [ "$region" = "$standby" ] && role=standby
+  deploy "$region" monitoring "${common[@]}" "Role=$role" "AlarmEmail=${ALARM_EMAIL:-}" \
+    "AutoScalingGroupName=$(output "$region" region AutoScalingGroupName)" \
+    "LoadBalancerFullName=$(output "$region" region LoadBalancerFullName)" \
+    "TargetGroupFullName=$(output "$region" region TargetGroupFullName)" \
+    "ApiId=$(output "$region" region ApiId)" "CacheClusterId=$(output "$region" region CacheClusterId)" \
+    "JwksRefreshFunctionName=$(output "$region" region JwksRefreshFunctionName)"
+done
+deploy "$global" monitoring-global "${common[@]}" "AlarmEmail=${ALARM_EMAIL:-}" \
+  "PrimaryHealthCheckId=$(output "$global" global PrimaryHealthCheckId)" \
+  "StandbyHealthCheckId=$(output "$global" global StandbyHealthCheckId)"
+migrate "$primary"
 
 refresh "$primary"
 refresh "$standby"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Bakes the gateway AMI from the current commit: builds the wheel into dist/, then runs
-# `packer init` and `packer build` (Packer >= 1.7) with the version and commit as tags.
+# `packer init` and `packer build` (Packer >= 1.7) with the version and commit as tags. The
+# builder's SSH is open to this host's public address only (BAKE_SSH_CIDR overrides it, e.g. when
+# Packer reaches the builder through a VPN or a private subnet).
 # Usage: infra/packer/bake.sh [packer build options, e.g. -var subnet_id=subnet-0abc]
 set -euo pipefail
 
@@ -17,5 +19,8 @@ wheel=$(basename dist/mobile_gateway-*-py3-none-any.whl)
 version=${wheel#mobile_gateway-}
 version=${version%%-*}
 
+ssh_cidr=${BAKE_SSH_CIDR:-$(curl -fsS --max-time 10 https://checkip.amazonaws.com)/32}
+
 packer init infra/packer
-packer build -var "app_version=$version" -var "git_commit=$(git rev-parse HEAD)" "$@" infra/packer
+packer build -var "app_version=$version" -var "git_commit=$(git rev-parse HEAD)" \
+  -var "ssh_source_cidrs=[\"$ssh_cidr\"]" "$@" infra/packer

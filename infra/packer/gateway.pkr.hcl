@@ -47,10 +47,21 @@ variable "subnet_id" {
   description = "Subnet of the build instance (needs a route out for dnf and PyPI); empty: the default VPC."
 }
 
+# No default: Packer's own default opens SSH to 0.0.0.0/0. bake.sh passes the bake host's address.
+# (packer 1.6.6 has no temporary_security_group_source_public_ip, which would look it up itself.)
 variable "ssh_source_cidrs" {
   type        = list(string)
-  default     = ["0.0.0.0/0"]
-  description = "Who may reach the builder's temporary security group on SSH; narrow it to the bake host."
+  description = "Who may reach the builder's temporary security group on SSH: the bake host's address."
+  validation {
+    condition     = length(var.ssh_source_cidrs) > 0 && ! contains(var.ssh_source_cidrs, "0.0.0.0/0") && ! contains(var.ssh_source_cidrs, "::/0")
+    error_message = "The ssh_source_cidrs must name the bake host's addresses, not the whole internet."
+  }
+}
+
+variable "rds_ca_bundle_sha256" {
+  type        = string
+  default     = ""
+  description = "sha256 of the RDS CA bundle to bake; empty: record the downloaded bundle's digest in the build log only."
 }
 
 locals {
@@ -90,6 +101,8 @@ source "amazon-ebs" "gateway" {
 
   ssh_username                          = "ec2-user"
   temporary_security_group_source_cidrs = var.ssh_source_cidrs
+  # Packer's temporary public key leaves the image with the build.
+  ssh_clear_authorized_keys = true
 
   encrypt_boot       = true
   kms_key_id         = var.kms_key_id
@@ -132,6 +145,7 @@ build {
     environment_vars = [
       "GATEWAY_FILES=/tmp/files",
       "GATEWAY_WHEEL=/tmp/files/${basename(local.wheel)}",
+      "RDS_CA_BUNDLE_SHA256=${var.rds_ca_bundle_sha256}",
     ]
   }
 

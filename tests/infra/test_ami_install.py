@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import pymysql
 import pytest
+
+from tests.conftest import temporary_database
 
 from tests.infra import unitfile
 
@@ -45,8 +50,23 @@ def prefix(tmp_path_factory, wheel) -> Path:
     return prefix
 
 
-def unit_command(directive: str, prefix: Path) -> list[str]:
-    (value,) = unitfile.directives(FILES / "gateway.service")[directive]
+def test_a_file_other_than_the_pinned_one_is_refused(wheel, tmp_path):
+    """pip's hash-checking mode (https://pip.pypa.io/en/stable/topics/secure-installs/): a wheel
+    whose digest is not the constraint's is not installed, and install.sh fails."""
+    constraints = (FILES / "constraints.txt").read_text()
+    tampered = re.sub(r"^(six==\S+) --hash=sha256:[0-9a-f]{64}", r"\1 --hash=sha256:" + "0" * 64, constraints,
+                      flags=re.MULTILINE)
+    assert tampered != constraints
+    (tmp_path / "constraints.txt").write_text(tampered)
+    env = {**os.environ, "GATEWAY_PREFIX": str(tmp_path / "prefix"), "GATEWAY_PYTHON": sys.executable}
+    result = subprocess.run(["bash", FILES / "install.sh", wheel, tmp_path / "constraints.txt"], env=env,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode != 0
+    assert "THESE PACKAGES DO NOT MATCH THE HASHES" in result.stderr
+
+
+def unit_command(directive: str, prefix: Path, unit: str = "gateway.service") -> list[str]:
+    (value,) = unitfile.directives(FILES / unit)[directive]
     argv = unitfile.command(value)
     assert argv[0].startswith(IMAGE_PREFIX + "/")
     return [str(prefix) + argv[0].removeprefix(IMAGE_PREFIX), *argv[1:]]
@@ -99,6 +119,30 @@ def test_unit_command_lines_serve_health(prefix, service_env, tmp_path):
     assert returncode == 0, log.read_text()
     lines = [line for line in log.read_text().splitlines() if line.strip()]
     assert lines and all(json.loads(line) for line in lines), "the unit's stdout must be JSON lines"
+
+
+def test_migration_unit_migrates_a_real_database_once(prefix, service_env, tmp_path):
+    """gateway-migrate.service's own command line, from the installed venv, against a fresh MariaDB
+    database: applies the migrations, and a second run (another deploy) finds nothing to do."""
+    state = Path(service_env["GATEWAY_DATA_DIR"])
+    state.mkdir()
+    with temporary_database("gw_migrate") as url:
+        env = {**service_env, "DATABASE_URL": url}
+        runs = [subprocess.run(unit_command("ExecStart", prefix, "gateway-migrate.service"), env=env, cwd=state,
+                               capture_output=True, text=True, timeout=120) for _ in range(2)]
+        assert [r.returncode for r in runs] == [0, 0], runs[0].stderr + runs[1].stderr
+        with pymysql.connect(**mysql_params(url)) as connection, connection.cursor() as cursor:
+            cursor.execute("SHOW TABLES")
+            tables = {row[0] for row in cursor.fetchall()}
+    assert len(tables) > 1, tables
+    assert "applied" in runs[0].stdout + runs[0].stderr
+    assert "0 applied" in runs[1].stdout + runs[1].stderr
+
+
+def mysql_params(url: str) -> dict:
+    parsed = urllib.parse.urlsplit(url)
+    return {"host": parsed.hostname, "port": parsed.port, "user": parsed.username, "password": parsed.password or "",
+            "database": parsed.path.lstrip("/")}
 
 
 def wait_for(url: str, server: subprocess.Popen, seconds: float = 30) -> tuple[int, bytes]:

@@ -1,7 +1,7 @@
 """The boot step, files/gateway-config.py, against moto's SSM Parameter Store and Secrets Manager:
 the environment file it writes (read back by a shell, as systemd reads it), its permissions, the
 CloudFront key file (SecureString parameter, as deploy.sh stores it, or secret), the CloudWatch
-agent config, the migrate-on-boot switch, and secrets kept out of the output."""
+agent config, and secrets kept out of the output. The step never migrates (deploy.sh does)."""
 from __future__ import annotations
 
 import importlib.util
@@ -10,7 +10,6 @@ import os
 import pwd
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import boto3
@@ -66,7 +65,6 @@ def parameters():
             "DATABASE_SECRET_ARN": db["ARN"],
             "DATABASE_READ_HOST": "reader.db.internal",
             "MEDIA_CDN_PRIVATE_KEY": PRIVATE_KEY,
-            "MIGRATE_ON_BOOT": "false",
         }
         ssm = boto3.client("ssm", region_name=REGION)
         for name, value in values.items():
@@ -96,6 +94,7 @@ def test_writes_the_environment_file(boot, dirs, parameters, capsys):
         "GATEWAY_ENV": "production",
         "GATEWAY_HOST": "0.0.0.0",
         "GATEWAY_PORT": "8080",
+        "GATEWAY_INTERNAL_PORT": "8081",
         "CACHE_URL": "memcached+discovery://cfg.cache.internal:11211",
         "MEDIA_BUCKET": "media-bucket",
         "MEDIA_CDN_KEY_PAIR_ID": AWKWARD,
@@ -127,27 +126,9 @@ def test_signing_key_from_secrets_manager(boot, dirs, parameters):
     assert shell_env(dirs[0] / "gateway.env")["MEDIA_CDN_PRIVATE_KEY_FILE"] == str(key_file)
 
 
-def test_migrates_only_when_asked(boot, dirs, parameters, monkeypatch):
-    calls = []
-    monkeypatch.setattr(boot.subprocess, "run", lambda argv, **kwargs: calls.append((argv, kwargs)))
-    boot.main()
-    assert calls == []
-
-    parameters.put_parameter(Name=PREFIX + "MIGRATE_ON_BOOT", Value="true", Type="String", Overwrite=True)
-    boot.main()
-    ((argv, kwargs),) = calls
-    assert argv == [sys.executable, "-m", "gateway", "migrate"]
-    assert kwargs["user"] == boot.USER and kwargs["check"] is True
-    assert kwargs["env"]["DATABASE_URL"].startswith("mysql://admin:")
-    assert kwargs["env"]["GATEWAY_DATA_DIR"] == str(dirs[1])
-
-
 def test_refuses_incomplete_configuration(boot, parameters):
     parameters.delete_parameter(Name=PREFIX + "DATABASE_SECRET_ARN")
     with pytest.raises(boot.ConfigError, match="DATABASE_SECRET_ARN"):
-        boot.main()
-    parameters.put_parameter(Name=PREFIX + "MIGRATE_ON_BOOT", Value="yes", Type="String", Overwrite=True)
-    with pytest.raises(boot.ConfigError, match="MIGRATE_ON_BOOT"):
         boot.main()
 
 

@@ -19,7 +19,7 @@ PLAN_ENV = {
     "HOSTED_UI_DOMAIN_PREFIX": "example", "CDN_PRIVATE_KEY_FILE": "/nonexistent/key.pem",
 }
 SSM_NAMES = {
-    "GATEWAY_DRAIN_SECONDS", "GATEWAY_TRUSTED_PROXIES", "MIGRATE_ON_BOOT", "DATABASE_HOST",
+    "GATEWAY_DRAIN_SECONDS", "GATEWAY_TRUSTED_PROXIES", "AUTH_JWKS_PARAMETER", "DATABASE_HOST",
     "DATABASE_PORT", "DATABASE_NAME", "DATABASE_SECRET_ARN", "DATABASE_MIGRATOR_SECRET_ARN", "CACHE_URL",
     "AUTH_COGNITO_REGION",
     "AUTH_COGNITO_USER_POOL_ID", "AUTH_COGNITO_CLIENT_IDS", "MEDIA_BUCKET", "MEDIA_BUCKET_REGION",
@@ -100,7 +100,10 @@ def test_deploy_order_puts_dependencies_first(plan):
         assert order.index((region, "network")) < order.index((region, "region"))
     assert order.index((PRIMARY, "database")) < order.index((STANDBY, "database-replica"))
     assert order.index((STANDBY, "database-replica")) < order.index((STANDBY, "region"))
-    assert order[-1] == ("us-east-1", "global")
+    for region in (PRIMARY, STANDBY):
+        assert order.index((region, "region")) < order.index((region, "monitoring"))
+    assert order.index(("us-east-1", "global")) > max(order.index((r, "region")) for r in (PRIMARY, STANDBY))
+    assert order[-1] == ("us-east-1", "monitoring-global")
 
 
 @pytest.mark.parametrize("region", [PRIMARY, STANDBY])
@@ -122,7 +125,7 @@ def test_the_primary_region_holds_identity_and_media(templates, plan):
 def test_global_stacks_live_in_us_east_1(templates, plan):
     # CloudFront's certificate must; the failover records should not depend on the primary region
     assert {(region, name) for region, name, _ in plan if region not in (PRIMARY, STANDBY)} == {
-        ("us-east-1", "edge-certificate"), ("us-east-1", "global")}
+        ("us-east-1", "edge-certificate"), ("us-east-1", "global"), ("us-east-1", "monitoring-global")}
     assert {"AWS::Route53::HealthCheck", "AWS::Route53::RecordSet"} <= deployed_types(templates, plan, "us-east-1")
     pattern = templates["media"]["Parameters"]["MediaCertificateArn"]["AllowedPattern"]
     assert ":acm:us-east-1:" in pattern
@@ -164,9 +167,10 @@ def test_standby_region_reads_the_replica_and_never_migrates(templates, plan):
     region_params = {region: params for region, name, params in plan if name == "region"}
     assert region_params[STANDBY]["DatabaseHost"] == f"<{STANDBY}:database-replica.DatabaseHost>"
     assert region_params[PRIMARY]["DatabaseHost"] == f"<{PRIMARY}:database.DatabaseHost>"
-    migrate = templates["region"]["Resources"]["ParamMigrateOnBoot"]["Properties"]["Value"]
-    assert migrate == {"Fn::If": ["IsPrimary", "true", "false"]}
-    assert templates["region"]["Conditions"]["IsPrimary"] == {"Fn::Equals": [{"Ref": "Role"}, "primary"]}
+    # Instances never migrate; deploy.sh migrates the writer's region only (tests/infra/test_fleet.py).
+    assert [line.split()[1] for line in subprocess.run(
+        ["bash", str(ROOT / "infra" / "deploy.sh"), "--plan"], env=PLAN_ENV, capture_output=True, text=True,
+        check=True).stdout.splitlines() if line.startswith("migrate ")] == [PRIMARY]
 
 
 def _ingress_rules(template):
@@ -193,6 +197,7 @@ def test_each_hop_opens_only_the_next_port(templates):
         (443, 443, "VpcLinkSecurityGroup"),
         (3306, 3306, "AppSecurityGroup"),
         (8080, 8080, "AlbSecurityGroup"),
+        (8081, 8081, "AlbSecurityGroup"),
         (11211, 11211, "AppSecurityGroup"),
     ]
 
@@ -228,7 +233,7 @@ def test_auto_scaling_group_of_m5_large_over_both_azs(templates):
     instance_type = only(t, "AWS::EC2::LaunchTemplate")["LaunchTemplateData"]["InstanceType"]
     assert default(t, instance_type) == "m5.large"
     assert "PrivateSubnetIds" in str(asg["VPCZoneIdentifier"])
-    assert asg["HealthCheckType"] == "ELB"
+    assert asg["HealthCheckType"] == "EC2"  # liveness only; readiness routes (tests/infra/test_fleet.py)
     assert asg["InstanceMaintenancePolicy"] == {"MinHealthyPercentage": 100, "MaxHealthyPercentage": 200}
     policy = only(t, "AWS::AutoScaling::ScalingPolicy")
     assert policy["PolicyType"] == "TargetTrackingScaling"
@@ -273,7 +278,7 @@ def test_ssm_parameters_are_the_boot_steps_names(templates):
 
 
 def test_instance_role_is_least_privilege(templates):
-    role = only(templates["region"], "AWS::IAM::Role")
+    role = templates["region"]["Resources"]["InstanceRole"]["Properties"]
     assert "ManagedPolicyArns" not in role
     statements = {s["Sid"]: s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]}
     for s in statements.values():

@@ -5,9 +5,10 @@ one pinned for the app). User data leaves /etc/gateway/bootstrap.env with GATEWA
 (`/gateway/<EnvName>/`) and AWS_REGION. Every parameter directly under the prefix is named after an
 app variable (INTERFACE.md) and passes through, except BOOT_PARAMETERS, which this step turns into
 DATABASE_URL (and DATABASE_READ_URL) with the RDS-managed secret's credentials, the CloudFront
-signing key's file (from the SecureString MEDIA_CDN_PRIVATE_KEY or a secret) and the migrate-on-boot
-decision. The result goes to /etc/gateway/gateway.env (mode 0600) for gateway.service, and the
-CloudWatch agent's config gets this environment's log group. No value is ever printed.
+signing key's file (from the SecureString MEDIA_CDN_PRIVATE_KEY or a secret). The result goes to
+/etc/gateway/gateway.env (mode 0600) for gateway.service (and gateway-migrate.service on a deploy's
+migration instance), and the CloudWatch agent's config gets this environment's log group. No value
+is ever printed. Migrations are not this step's business: infra/deploy.sh runs them once per deploy.
 """
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import json
 import os
 import pwd
 import re
-import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import quote
@@ -29,13 +29,18 @@ STATE_DIR = Path(os.environ.get("GATEWAY_STATE_DIR", "/var/lib/gateway"))
 USER = os.environ.get("GATEWAY_USER", "gateway")
 CLOUDWATCH_TEMPLATE = Path(__file__).with_name("cloudwatch-agent.json")
 
-FIXED = {"GATEWAY_ENV": "production", "GATEWAY_HOST": "0.0.0.0", "GATEWAY_PORT": "8080"}
+# The ports are the image's (network.yaml opens them to the ALB): the API, and the internal listener
+# with readiness detail and /metrics, which the target group probes and API Gateway never reaches.
+FIXED = {"GATEWAY_ENV": "production", "GATEWAY_HOST": "0.0.0.0", "GATEWAY_PORT": "8080",
+         "GATEWAY_INTERNAL_PORT": "8081"}
 BOOT_PARAMETERS = {
     "DATABASE_HOST", "DATABASE_PORT", "DATABASE_NAME", "DATABASE_SECRET_ARN", "DATABASE_READ_HOST",
-    "MEDIA_CDN_PRIVATE_KEY", "MEDIA_CDN_PRIVATE_KEY_SECRET_ARN", "MIGRATE_ON_BOOT",
+    "MEDIA_CDN_PRIVATE_KEY", "MEDIA_CDN_PRIVATE_KEY_SECRET_ARN",
 }
 NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
-AWS_RETRIES = Config(retries={"mode": "standard", "max_attempts": 10})
+# Bounded so that no single call uses up gateway-config.service's TimeoutStartSec (systemd ends the
+# step there in any case): a failure is a line on the console and an instance that never becomes live.
+AWS_RETRIES = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=10)
 
 
 class ConfigError(Exception):
@@ -130,16 +135,6 @@ def render(bootstrap: dict[str, str], params: dict[str, str], secrets) -> dict[s
     return env
 
 
-def migrate(env: dict[str, str]) -> None:
-    """`python -m gateway migrate` as the service user, with exactly the service's environment."""
-    print("gateway-config: applying migrations", file=sys.stderr, flush=True)
-    subprocess.run(
-        [sys.executable, "-m", "gateway", "migrate"],
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GATEWAY_DATA_DIR": str(STATE_DIR), **env},
-        cwd=STATE_DIR, user=USER, group=USER, check=True,
-    )
-
-
 def main() -> int:
     bootstrap = read_env_file(CONF_DIR / "bootstrap.env")
     prefix, region = bootstrap.get("GATEWAY_SSM_PREFIX", ""), bootstrap.get("AWS_REGION", "")
@@ -147,10 +142,6 @@ def main() -> int:
         raise ConfigError("bootstrap.env needs GATEWAY_SSM_PREFIX=/gateway/<EnvName>/ and AWS_REGION")
     session = boto3.session.Session(region_name=region)
     params = fetch_parameters(session.client("ssm", config=AWS_RETRIES), prefix)
-    migrate_on_boot = params.get("MIGRATE_ON_BOOT", "false")
-    if migrate_on_boot not in ("true", "false"):
-        raise ConfigError('MIGRATE_ON_BOOT must be "true" or "false"')
-
     env = render(bootstrap, params, secret_reader(session))
     write_private(CONF_DIR / "gateway.env", "".join(env_line(k, v) for k, v in sorted(env.items())))
     print(f"gateway-config: wrote {CONF_DIR / 'gateway.env'} from {prefix}: {', '.join(sorted(params))}",
@@ -159,15 +150,12 @@ def main() -> int:
     # The agent's own placeholders ({instance_id}, ${aws:...}) stay; only the log group prefix is ours.
     cloudwatch = CLOUDWATCH_TEMPLATE.read_text().replace("@LOG_GROUP_PREFIX@", prefix.rstrip("/"))
     (CONF_DIR / "cloudwatch-agent.json").write_text(cloudwatch)
-
-    if migrate_on_boot == "true":
-        migrate(env)
     return 0
 
 
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except (ConfigError, BotoCoreError, ClientError, subprocess.CalledProcessError) as exc:
+    except (ConfigError, BotoCoreError, ClientError) as exc:
         print(f"gateway-config: {exc}", file=sys.stderr)
         sys.exit(1)
