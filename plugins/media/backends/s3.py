@@ -16,6 +16,7 @@ import aioboto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from gateway import tracing
 from plugins.media.backends.store import Head
 from plugins.media.backends.cloudfront import CloudFront
 
@@ -33,6 +34,11 @@ CONFIG = Config(
 AVATAR_PRESIGN_SECONDS = 7 * 24 * 3600
 
 
+def pass_trace_on(request, **_) -> None:
+    """The caller's trace header on S3 calls made for its request (gateway/tracing.py)."""
+    request.headers.update(tracing.outgoing())
+
+
 class S3Store:
     def __init__(self, settings) -> None:
         self.settings = settings
@@ -48,6 +54,8 @@ class S3Store:
         session = aioboto3.Session()
         async with session.client("s3", region_name=settings.bucket_region or settings.region,
                                   endpoint_url=settings.endpoint_url, config=CONFIG) as client:
+            # After signing, so presigned URLs and forms never depend on it (S3 ignores unsigned headers).
+            client.meta.events.register("before-send.s3", pass_trace_on)
             self.client = client
             yield
             self.client = None
