@@ -98,7 +98,10 @@ def test_the_block_runs_as_pasted(block, clone, tmp_path):
     if block.kind == "skip":
         pytest.skip(block.reason)
     port = free_port()
-    env = {**os.environ, "GATEWAY_PORT": str(port), "GATEWAY_DATA_DIR": str(tmp_path / "var")}
+    # The copy shares this checkout's .venv: make must not rebuild it from the copy when setup.py is
+    # newer than the venv (a developer's edit), which would repoint the editable install at the copy.
+    env = {**os.environ, "GATEWAY_PORT": str(port), "GATEWAY_DATA_DIR": str(tmp_path / "var"),
+           "MAKEFLAGS": "-o .venv/.installed -o .venv/.installed-test"}
     server = None
     if block.kind == "run with a server":
         (clone / "photo.jpg").write_bytes(small_jpeg())
