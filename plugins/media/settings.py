@@ -30,6 +30,9 @@ class MediaSettings(SettingsSchema):
     cdn_url = fields.Url(data_key="MEDIA_CDN_URL", load_default=None, schemes={"https", "http"}, require_tld=False)
     cdn_key_pair_id = fields.Str(data_key="MEDIA_CDN_KEY_PAIR_ID", load_default=None)
     cdn_private_key_file = fields.Str(data_key="MEDIA_CDN_PRIVATE_KEY_FILE", load_default=None)
+    # The local store's URLs are built from this, never from a request's Host header.
+    local_public_url = fields.Url(data_key="MEDIA_LOCAL_PUBLIC_URL", load_default=None, schemes={"https", "http"},
+                                  require_tld=False)
     region = fields.Str(data_key="AWS_REGION", load_default=None)
     endpoint_url = fields.Url(data_key="AWS_ENDPOINT_URL", load_default=None, require_tld=False)
     avatar_types = CommaList(data_key="MEDIA_AVATAR_TYPES", load_default=tuple(IMAGES.split(",")),
