@@ -136,22 +136,33 @@ class Resource:
         if errors:
             raise ValidationProblem(errors)
         if_match = request.headers.get("If-Match")
+        row, changed = await self._change(key, owner, changes, if_match)
+        created = row is None and create is not None
+        if created:
+            # A first write inserts the row on its own, then changes it: inserting in the transaction
+            # that read it missing would wait on the gap locks of parallel first writes, which
+            # deadlock (MySQL 1213) with its own.
+            await self.repository.insert(create(), if_absent=True)
+            row, changed = await self._change(key, owner, changes, if_match)
+        if row is None:
+            raise not_found(self.name)
+        if changed or created:
+            await self.written(key, owner)
+        return respond(request, await self.representations.render(row))
+
+    async def _change(self, key: str, owner: str | None, changes: dict, if_match: str | None) -> tuple[Row | None, dict]:
+        """In one transaction: the row locked, If-Match checked, what differs written; (None, {})
+        when there is no such row."""
         async with self.database.transaction() as tx:
             row = await self.repository.lock(tx, key, owner)
-            created = row is None and create is not None
-            if created:
-                await self.repository.insert(create(), if_absent=True, tx=tx)
-                row = await self.repository.lock(tx, key, owner)
             if row is None:
-                raise not_found(self.name)
+                return None, {}
             if if_match is not None and not etag_listed(if_match, etag_of(row), weak=False):
                 raise Problem(412, "Precondition Failed", f"The {self.name} has changed; fetch it again.")
             changed = {column: value for column, value in changes.items() if row[column] != value}
             if changed:
                 row = await self.repository.update(tx, row, changed)
-        if changed or created:
-            await self.written(key, owner)
-        return respond(request, await self.representations.render(row))
+        return row, changed
 
     async def delete(self, request: web.Request, key: str, *, owner: str | None = None) -> web.Response:
         """204 whether or not the row existed (DELETE is idempotent)."""
