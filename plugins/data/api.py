@@ -24,6 +24,7 @@ from typing import Any, Awaitable, Callable, Protocol, Sequence
 from aiohttp import web
 from marshmallow import Schema, ValidationError, fields, validate
 
+from gateway.identifiers import exact
 from gateway.plugin import ServiceKey
 from gateway.problems import Problem
 
@@ -61,9 +62,10 @@ class Cursor(fields.Str):
         text = super()._deserialize(value, attr, data, **kwargs)
         try:
             position = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-        except (ValueError, binascii.Error):
+        except (ValueError, binascii.Error, RecursionError):
             raise ValidationError("Not a cursor this API returned.") from None
-        if not (isinstance(position, list) and len(position) == 2 and all(isinstance(p, str) for p in position)):
+        if not (isinstance(position, list) and len(position) == 2
+                and all(isinstance(p, str) and exact(p) for p in position)):
             raise ValidationError("Not a cursor this API returned.")
         return position
 

@@ -12,7 +12,8 @@ cursor pages, in a few declared lines:
 
 A `Resource` joins the table's `Repository` (all SQL) and its `Representations` (the cache of
 rendered bytes); with `owner=` given, a row of someone else's is answered 404, as if it did not
-exist. Other plugins extend a resource with `on_validate` (check a PATCH field), `on_render`
+exist, and so is a key that would not compare exactly (gateway/identifiers.py): one row has one
+key, in SQL and in the cache. Other plugins extend a resource with `on_validate` (check a PATCH field), `on_render`
 (compute an output field) and `on_delete` (work in the deleting transaction).
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any, Callable
 from aiohttp import web
 from marshmallow import Schema, ValidationError
 
+from gateway.identifiers import exact
 from gateway.problems import Problem, ValidationProblem
 from plugins.data.api import Database, DeleteHook, Renderer, Row, Validator, not_found
 from plugins.data.cache import Cache
@@ -82,6 +84,8 @@ class Resource:
 
     async def row(self, key: str, owner: str | None = None) -> Row | None:
         """The current row from the writer (representations are never filled from a lagging replica)."""
+        if not exact(key):
+            return None
         self.reads += 1
         return await self.repository.find(key, owner)
 
@@ -102,6 +106,8 @@ class Resource:
                   create: Callable[[], dict] | None = None) -> web.Response:
         """200 with the representation and its ETag, 304 for a matching If-None-Match, else 404;
         `create()` gives the values of a row to insert when there is none."""
+        if not exact(key):
+            raise not_found(self.name)
         stored = await self.representations.read(key, owner, view, self._load)
         if stored is None and create is not None:
             values = create()
@@ -126,6 +132,8 @@ class Resource:
     async def patch(self, request: web.Request, key: str, changes: dict, *, owner: str | None = None,
                     create: Callable[[], dict] | None = None) -> web.Response:
         """Apply the validated `changes`; If-Match is compared with the current ETag (412)."""
+        if not exact(key):
+            raise not_found(self.name)
         errors = {}
         for field, value in changes.items():
             if field in self._validators:
@@ -166,6 +174,8 @@ class Resource:
 
     async def delete(self, request: web.Request, key: str, *, owner: str | None = None) -> web.Response:
         """204 whether or not the row existed (DELETE is idempotent)."""
+        if not exact(key):
+            return web.Response(status=204)
         after_commit = []
         async with self.database.transaction() as tx:
             if await self.repository.delete_where(self.repository.scope(key, owner), tx=tx):
