@@ -39,9 +39,20 @@ def control_characters(allowed: str = ""):
     return check
 
 
-def not_blank(value: str) -> None:
-    if not value.strip():
-        raise ValidationError("Must not be blank.")
+# Embeddings, overrides and isolates: in a name they reorder the text shown around it ("abc\u202egnp.exe").
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def visible(value: str) -> bool:
+    """Whether anything shows once format characters (Cf: zero-width, joiners, marks) are removed."""
+    return any(unicodedata.category(ch) != "Cf" and not ch.isspace() for ch in value)
+
+
+def shown_as_written(value: str) -> None:
+    if any(ch in BIDI_CONTROLS for ch in value):
+        raise ValidationError("Bidirectional formatting characters (U+202A-U+202E, U+2066-U+2069) are not allowed.")
+    if not visible(value):
+        raise ValidationError("Must show something: invisible characters alone are not a name.")
 
 
 class PublicProfile(Schema):
@@ -59,7 +70,7 @@ class Profile(PublicProfile):
 
 
 class ProfilePatch(Schema):
-    display_name = fields.Str(validate=[validate.Length(1, 50), not_blank, control_characters()])
+    display_name = fields.Str(validate=[validate.Length(1, 50), control_characters(), shown_as_written])
     bio = fields.Str(validate=[validate.Length(max=280), control_characters("\n")])
     locale = fields.Str(allow_none=True, validate=[validate.Length(max=35), language_tag])
 
@@ -70,16 +81,18 @@ def extended(base: type[Schema], name: str, doc: str, added: dict[str, fields.Fi
 
 
 def from_claims(caller) -> dict:
-    """A new profile's values from the token: names trimmed to fit, a locale only if well formed."""
+    """A new profile's values from the token: names trimmed to fit and rid of control characters
+    ("user" if nothing visible is left), a locale only if well formed."""
     claims = caller.claims or {}
     username = caller.username or claims.get("cognito:username") or caller.sub
     name = claims.get("name") or claims.get("preferred_username") or username
-    display_name = "".join(ch for ch in str(name) if unicodedata.category(ch) != "Cc").strip()[:50] or "user"
+    display_name = "".join(ch for ch in str(name) if unicodedata.category(ch) != "Cc" and ch not in BIDI_CONTROLS)
+    display_name = display_name.strip()[:50]
     locale = claims.get("locale")
     return {
         "id": caller.sub,
         "username": str(username)[:255],
-        "display_name": display_name,
+        "display_name": display_name if visible(display_name) else "user",
         "bio": "",
         "locale": locale if isinstance(locale, str) and len(locale) <= 35 and BCP47.fullmatch(locale) else None,
     }
