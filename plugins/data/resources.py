@@ -210,3 +210,7 @@ class Resources:
         resource = Resource(name, self.database, self.cache, read_max_lag=self.read_max_lag, **options)
         self._defined[name] = resource
         return resource
+
+    def owned(self) -> list[Resource]:
+        """The resources whose rows belong to a caller (defined with `owner=`)."""
+        return [resource for resource in self._defined.values() if resource.repository.owner]

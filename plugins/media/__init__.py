@@ -10,7 +10,7 @@ from pathlib import Path
 
 from gateway.plugin import Plugin, SetupContext
 from plugins.auth.api import PRINCIPAL
-from plugins.data.api import DATABASE, RESOURCES
+from plugins.data.api import ACCOUNTS, DATABASE, RESOURCES
 from plugins.media import cleanup, routes
 from plugins.media.avatars import Avatars
 from plugins.media.settings import MediaSettings
@@ -36,6 +36,7 @@ def setup(ctx: SetupContext) -> None:
     store = open_store(settings, ctx.core)
     media = ctx.require(RESOURCES).define("media", table="media", schema=routes.MediaSchema, owner="owner")
     avatars = Avatars(ctx.require(PROFILES), media, store, principal)
+    ctx.require(ACCOUNTS).on_delete(store.delete_owner)  # the records go with the owned resources, after this
     ctx.cleanup_ctx(store.context)
     routes.add_routes(ctx, routes.MediaApi(media, store, avatars, database, principal, settings))
     if not settings.bucket:
@@ -56,5 +57,5 @@ plugin = Plugin(
     name="media",
     setup=setup,
     settings=MediaSettings,
-    requires=(PRINCIPAL, DATABASE, RESOURCES, PROFILES),
+    requires=(PRINCIPAL, DATABASE, RESOURCES, PROFILES, ACCOUNTS),
 )

@@ -7,11 +7,12 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from aiohttp import web
 from marshmallow import Schema, ValidationError, fields, validate
 
 from gateway.plugin import SetupContext
 from plugins.auth.api import PrincipalOf
-from plugins.data.api import DeleteHook, Resource, Resources
+from plugins.data.api import Accounts, Resource, Resources
 from plugins.profiles.api import ProfileField
 
 # RFC 5646 well-formed tags: language[-extlang][-script][-region][-variant]*[-extension]*[-privateuse],
@@ -99,21 +100,26 @@ def from_claims(caller) -> dict:
 
 
 class ProfileService:
-    """The PROFILES service: collects other plugins' fields and delete hooks during setup, then
-    defines the profile resource and its routes with them (`install`, after every setup)."""
+    """The PROFILES service: collects other plugins' fields during setup, then defines the profile
+    resource and its routes with them (`install`, after every setup). A deleted account's profile
+    goes through the account hook (`forget`)."""
 
-    def __init__(self, resources: Resources, principal: PrincipalOf) -> None:
+    def __init__(self, resources: Resources, principal: PrincipalOf, accounts: Accounts) -> None:
         self.resources = resources
         self.principal = principal
+        self.accounts = accounts
         self.fields: list[ProfileField] = []
-        self.delete_hooks: list[DeleteHook] = []
         self.resource: Resource | None = None
+        accounts.on_delete(self.forget)
 
     def extend(self, field: ProfileField) -> None:
         self.fields.append(field)
 
-    def on_delete(self, hook: DeleteHook) -> None:
-        self.delete_hooks.append(hook)
+    async def forget(self, subject: str) -> dict[str, int]:
+        """The account hook: the profile row (keyed by the subject, so not an owned resource) and its views."""
+        removed = await self.resource.repository.delete_where({"id": subject})
+        await self.resource.written(subject)
+        return {"profile": removed}
 
     def install(self, ctx: SetupContext) -> None:
         outputs = {field.name: field.output for field in self.fields}
@@ -127,13 +133,11 @@ class ProfileService:
             profiles.on_render(field.name, field.render)
             if field.validate is not None:
                 profiles.on_validate(field.column, field.validate)
-        for hook in self.delete_hooks:
-            profiles.on_delete(hook)
-        add_routes(ctx, profiles, self.principal, own, public, patch)
+        add_routes(ctx, profiles, self.principal, self.accounts, own, public, patch)
 
 
-def add_routes(ctx: SetupContext, profiles: Resource, principal: PrincipalOf, own: type[Schema],
-               public: type[Schema], patch: type[Schema]) -> None:
+def add_routes(ctx: SetupContext, profiles: Resource, principal: PrincipalOf, accounts: Accounts,
+               own: type[Schema], public: type[Schema], patch: type[Schema]) -> None:
     async def get_me(request):
         caller = principal(request)
         return await profiles.get(request, caller.sub, create=lambda: from_claims(caller))
@@ -143,7 +147,8 @@ def add_routes(ctx: SetupContext, profiles: Resource, principal: PrincipalOf, ow
         return await profiles.patch(request, caller.sub, body, create=lambda: from_claims(caller))
 
     async def delete_me(request):
-        return await profiles.delete(request, principal(request).sub)
+        await accounts.delete(principal(request).sub)
+        return web.Response(status=204)
 
     async def get_user(request):
         return await profiles.get(request, request.match_info["id"], view="public")
@@ -155,8 +160,10 @@ def add_routes(ctx: SetupContext, profiles: Resource, principal: PrincipalOf, ow
               body=patch, tags=tags,
               responses={200: own, 412: "If-Match does not match the current ETag",
                          415: "The body is not application/json"})
-    ctx.route("DELETE", "/v1/me", delete_me, "Delete the caller's profile and media records",
-              responses={204: "Deleted"}, tags=tags)
+    ctx.route("DELETE", "/v1/me", delete_me,
+              "Delete the caller's account: every record of every plugin, stored objects, cached copies",
+              responses={204: "Deleted (also when there was nothing)",
+                         503: "Recorded and partly done: it finishes on a retry or by itself shortly"}, tags=tags)
     ctx.route("GET", "/v1/users/{id}", get_user, "Another user's public profile",
               responses={200: public, 304: "Not modified (If-None-Match)", 404: "No such user"},
               tags=tags)

@@ -28,7 +28,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.files import create_once
 from gateway.problems import Problem
-from plugins.media.backends.store import KEY, PREFIXES, Head
+from plugins.media.backends.store import KEY, PREFIXES, Head, owner_prefixes
 
 BASE = "/local-media"
 PUBLIC_PREFIX = PREFIXES["avatar"] + "/"
@@ -107,6 +107,17 @@ class LocalStore:
         path = self._path(key)
         for file in (path, Path(f"{path}.meta")):
             file.unlink(missing_ok=True)
+
+    async def delete_owner(self, owner: str) -> dict[str, int]:
+        def remove() -> int:
+            removed = 0
+            for prefix in owner_prefixes(owner):
+                for file in sorted((self.root / prefix).glob("*")):
+                    removed += file.suffix != ".meta"
+                    file.unlink(missing_ok=True)
+            return removed
+
+        return {"media objects": await asyncio.to_thread(remove)}
 
     async def probe(self) -> dict:
         def writable() -> None:

@@ -16,7 +16,7 @@ import aioboto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from plugins.media.backends.store import Head
+from plugins.media.backends.store import Head, owner_prefixes
 from plugins.media.backends.cloudfront import CloudFront
 
 ENCRYPTION = "AES256"
@@ -90,6 +90,22 @@ class S3Store:
 
     async def delete(self, key: str) -> None:
         await self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    async def delete_owner(self, owner: str) -> dict[str, int]:
+        """Every object under the owner's prefixes, orphans too. In a versioned bucket this leaves
+        delete markers; the bucket's lifecycle rule expires the noncurrent versions (docs/infra.md)."""
+        removed = 0
+        paginator = self.client.get_paginator("list_objects_v2")
+        for prefix in owner_prefixes(owner):
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):  # at most 1,000 keys a page
+                keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if not keys:
+                    continue
+                answer = await self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
+                if answer.get("Errors"):
+                    raise RuntimeError(f"{len(answer['Errors'])} objects not deleted: {answer['Errors'][0].get('Code')}")
+                removed += len(keys)
+        return {"media objects": removed}
 
     async def probe(self) -> dict:
         await self.client.head_bucket(Bucket=self.bucket)
