@@ -9,15 +9,21 @@ expire uploads nobody completed (`finish` removes it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import secrets
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import aioboto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from plugins.media.backends.store import Head, owner_prefixes
+from plugins.media.backends.store import PREFIXES, Head, owner_prefixes
 from plugins.media.backends.cloudfront import CloudFront
+
+log = logging.getLogger("gateway.media")
 
 ENCRYPTION = "AES256"
 PENDING_TAG = "<Tagging><TagSet><Tag><Key>gateway-status</Key><Value>pending</Value></Tag></TagSet></Tagging>"
@@ -31,6 +37,16 @@ CONFIG = Config(
 # Without a CDN there is no public path: avatar URLs are presigned for SigV4's longest, far beyond
 # any cache TTL (see docs/decisions/avatar-urls.md).
 AVATAR_PRESIGN_SECONDS = 7 * 24 * 3600
+# CloudFront: at most 3,000 individually named paths in progress per distribution (wildcards have a
+# separate limit of 15, so none are used); an invalidation waits at most this long, in the background.
+INVALIDATION_MAX_PATHS = 3000
+INVALIDATION_SECONDS = 10
+
+
+def invalidation_batches(keys: list[str]) -> list[list[str]]:
+    """CloudFront paths for `keys`, as requests within CloudFront's limit: named, never wildcards."""
+    paths = [f"/{quote(key)}" for key in keys]
+    return [paths[i:i + INVALIDATION_MAX_PATHS] for i in range(0, len(paths), INVALIDATION_MAX_PATHS)]
 
 
 class S3Store:
@@ -39,6 +55,8 @@ class S3Store:
         self.bucket = settings.bucket
         self.client = None
         self.cdn: CloudFront | None = None
+        self.cloudfront = None  # a client for invalidations, with MEDIA_CDN_DISTRIBUTION_ID
+        self._invalidations: set[asyncio.Task] = set()
 
     async def context(self, app):
         settings = self.settings
@@ -46,11 +64,17 @@ class S3Store:
             pem = await asyncio.to_thread(Path(settings.cdn_private_key_file).read_bytes)
             self.cdn = CloudFront(settings.cdn_url, settings.cdn_key_pair_id, pem)
         session = aioboto3.Session()
-        async with session.client("s3", region_name=settings.bucket_region or settings.region,
-                                  endpoint_url=settings.endpoint_url, config=CONFIG) as client:
-            self.client = client
+        async with contextlib.AsyncExitStack() as clients:
+            self.client = await clients.enter_async_context(session.client(
+                "s3", region_name=settings.bucket_region or settings.region, endpoint_url=settings.endpoint_url,
+                config=CONFIG))
+            if settings.cdn_distribution_id:
+                self.cloudfront = await clients.enter_async_context(session.client(
+                    "cloudfront", region_name="us-east-1", endpoint_url=settings.endpoint_url, config=CONFIG))
             yield
-            self.client = None
+            if self._invalidations:  # let those in flight finish, within their own bound
+                await asyncio.wait(self._invalidations, timeout=INVALIDATION_SECONDS)
+            self.client = self.cloudfront = None
 
     async def presign_upload(self, key: str, content_type: str, max_size: int, expires: int) -> tuple[str, dict]:
         fields = {"Content-Type": content_type, "x-amz-server-side-encryption": ENCRYPTION, "tagging": PENDING_TAG}
@@ -94,7 +118,7 @@ class S3Store:
     async def delete_owner(self, owner: str) -> dict[str, int]:
         """Every object under the owner's prefixes, orphans too. In a versioned bucket this leaves
         delete markers; the bucket's lifecycle rule expires the noncurrent versions (docs/infra.md)."""
-        removed = 0
+        removed, avatars = 0, []
         paginator = self.client.get_paginator("list_objects_v2")
         for prefix in owner_prefixes(owner):
             async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):  # at most 1,000 keys a page
@@ -105,7 +129,25 @@ class S3Store:
                 if answer.get("Errors"):
                     raise RuntimeError(f"{len(answer['Errors'])} objects not deleted: {answer['Errors'][0].get('Code')}")
                 removed += len(keys)
+                avatars += [item["Key"] for item in keys if item["Key"].startswith(PREFIXES["avatar"] + "/")]
+        if avatars and self.cloudfront is not None:
+            task = asyncio.ensure_future(self._invalidate(avatars))  # best effort: the answer does not wait
+            self._invalidations.add(task)
+            task.add_done_callback(self._invalidations.discard)
         return {"media objects": removed}
+
+    async def _invalidate(self, keys: list[str]) -> None:
+        """The deleted avatars' public paths, dropped from CloudFront's caches (else they are served
+        until the cache policy's TTL runs out). A failure is logged, never raised."""
+        try:
+            async with asyncio.timeout(INVALIDATION_SECONDS):
+                for paths in invalidation_batches(keys):
+                    await self.cloudfront.create_invalidation(
+                        DistributionId=self.settings.cdn_distribution_id,
+                        InvalidationBatch={"Paths": {"Quantity": len(paths), "Items": paths},
+                                           "CallerReference": secrets.token_hex(16)})
+        except Exception as exc:
+            log.warning("CloudFront invalidation of %d deleted avatars failed: %r", len(keys), exc)
 
     async def probe(self) -> dict:
         await self.client.head_bucket(Bucket=self.bucket)
