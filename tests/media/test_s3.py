@@ -17,6 +17,8 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from gateway.app import build
+from gateway.settings import load
+from plugins.media.settings import MediaSettings
 from tests.media.conftest import REGION
 from tests.media.helpers import JPEG, download, upload
 
@@ -162,3 +164,24 @@ async def test_deleting_an_account_deletes_every_object_under_its_prefixes(app, 
         assert versions.get("DeleteMarkers") and all(not v["IsLatest"] for v in versions.get("Versions", []))
     assert s3.head_object(Bucket=bucket, Key=f"u/{other_sub}/{theirs['id']}.jpg")["ContentLength"] == len(JPEG)
     assert (await (await app.client.get("/v1/media", headers=auth)).json())["items"] == []
+
+
+async def test_an_owners_objects_are_deleted_at_most_1000_keys_a_request(s3, bucket, s3_env):
+    """DeleteObjects (https://boto3.amazonaws.com/v1/documentation/api/1.29.5/reference/services/s3/bucket/delete_objects.html,
+    as the S3 API Reference's DeleteObjects): "The request contains a list of up to 1000 keys"."""
+    from plugins.media.backends.s3 import S3Store
+
+    for i in range(1001):
+        s3.put_object(Bucket=bucket, Key=f"u/owner-1001/m{i}.jpg", Body=b"x")
+    store = S3Store(load(MediaSettings, s3_env))
+    context = store.context(None)
+    await anext(context)
+    sizes = []
+    store.client.meta.events.register("provide-client-params.s3.DeleteObjects",
+                                      lambda params, **_: sizes.append(len(params["Delete"]["Objects"])))
+    try:
+        assert await store.delete_owner("owner-1001") == {"media objects": 1001}
+    finally:
+        await anext(context, None)
+    assert sizes == [1000, 1]
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="u/owner-1001/")["KeyCount"] == 0

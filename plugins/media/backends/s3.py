@@ -40,6 +40,7 @@ AVATAR_PRESIGN_SECONDS = 7 * 24 * 3600
 # CloudFront: at most 3,000 individually named paths in progress per distribution (wildcards have a
 # separate limit of 15, so none are used); an invalidation waits at most this long, in the background.
 INVALIDATION_MAX_PATHS = 3000
+DELETE_MAX_KEYS = 1000  # S3's DeleteObjects takes at most 1,000 keys a request
 INVALIDATION_SECONDS = 10
 
 
@@ -121,7 +122,8 @@ class S3Store:
         removed, avatars = 0, []
         paginator = self.client.get_paginator("list_objects_v2")
         for prefix in owner_prefixes(owner):
-            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):  # at most 1,000 keys a page
+            pages = paginator.paginate(Bucket=self.bucket, Prefix=prefix, PaginationConfig={"PageSize": DELETE_MAX_KEYS})
+            async for page in pages:
                 keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
                 if not keys:
                     continue
