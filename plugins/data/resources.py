@@ -13,8 +13,8 @@ cursor pages, in a few declared lines:
 A `Resource` joins the table's `Repository` (all SQL) and its `Representations` (the cache of
 rendered bytes); with `owner=` given, a row of someone else's is answered 404, as if it did not
 exist, and so is a key that would not compare exactly (gateway/identifiers.py): one row has one
-key, in SQL and in the cache. Other plugins extend a resource with `on_validate` (check a PATCH field), `on_render`
-(compute an output field) and `on_delete` (work in the deleting transaction).
+key, in SQL and in the cache. Other plugins extend a resource with `on_validate` (check a PATCH
+field), `on_render` (compute an output field) and `on_delete` (work in the deleting transaction).
 """
 from __future__ import annotations
 
@@ -158,7 +158,8 @@ class Resource:
             await self.written(key, owner)
         return respond(request, await self.representations.render(row))
 
-    async def _change(self, key: str, owner: str | None, changes: dict, if_match: str | None) -> tuple[Row | None, dict]:
+    async def _change(self, key: str, owner: str | None, changes: dict,
+                      if_match: str | None) -> tuple[Row | None, dict]:
         """In one transaction: the row locked, If-Match checked, what differs written; (None, {})
         when there is no such row."""
         async with self.database.transaction() as tx:

@@ -29,7 +29,8 @@ def root(base_env) -> Path:
 
 
 def owned_files(root: Path, sub: str) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and f"/{sub}/" in f"/{p.relative_to(root)}")
+    paths = (str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    return sorted(path for path in paths if f"/{sub}/" in f"/{path}")
 
 
 def rows(admin, sql: str, *params) -> list[dict]:

@@ -29,6 +29,11 @@ async def client(make_client, base_env):
     return client
 
 
+def encoded(value: str) -> str:
+    """Percent-encoded as a client would send it, lone surrogates as their (invalid) UTF-8 bytes."""
+    return quote(value.encode("utf-8", "surrogatepass"))
+
+
 def raw_json(value: str) -> str:
     """`value` as a JSON string literal, lone surrogates as `\\uXXXX` escapes (json.dumps would write them)."""
     escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\x00", "\\u0000")
@@ -49,10 +54,10 @@ async def test_no_hostile_input_gets_a_5xx(client):
             plain = re.sub(r"\{[^}]+\}", "x", template)
             for value in HOSTILE:
                 for name in re.findall(r"\{([^}]+)\}", template):
-                    await send(method, template.replace("{" + name + "}", quote(value.encode("utf-8", "surrogatepass"))))
+                    await send(method, template.replace("{" + name + "}", encoded(value)))
                 for parameter in operation.get("parameters", []):
                     if parameter["in"] == "query":
-                        await send(method, f"{plain}?{parameter['name']}={quote(value.encode('utf-8', 'surrogatepass'))}")
+                        await send(method, f"{plain}?{parameter['name']}={encoded(value)}")
             body = operation.get("requestBody", {}).get("content", {}).get("application/json")
             if body is None:
                 continue

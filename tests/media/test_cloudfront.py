@@ -31,7 +31,8 @@ def cdn_env(s3_env, cdn_key, tmp_path) -> dict:
     key_file = tmp_path / "cdn.pem"
     key_file.write_bytes(cdn_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                serialization.NoEncryption()))
-    return {**s3_env, "MEDIA_CDN_URL": CDN, "MEDIA_CDN_KEY_PAIR_ID": KEY_PAIR_ID, "MEDIA_CDN_PRIVATE_KEY_FILE": str(key_file)}
+    return {**s3_env, "MEDIA_CDN_URL": CDN, "MEDIA_CDN_KEY_PAIR_ID": KEY_PAIR_ID,
+            "MEDIA_CDN_PRIVATE_KEY_FILE": str(key_file)}
 
 
 @pytest.fixture

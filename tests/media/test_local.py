@@ -190,7 +190,8 @@ async def test_avatar_set_shown_cleared_and_gone_with_its_media(app, caller):
     avatar = await app.ready(auth)
     profile = await (await app.client.patch("/v1/me", json={"avatar_media_id": avatar["id"]}, headers=auth)).json()
     assert profile["avatar"]["media_id"] == avatar["id"]
-    assert profile["avatar"]["url"] == str(app.client.make_url(f"/local-media/avatars/{sub}/{avatar['id']}.jpg"))  # public, never expires
+    public_path = f"/local-media/avatars/{sub}/{avatar['id']}.jpg"  # public, never expires
+    assert profile["avatar"]["url"] == str(app.client.make_url(public_path))
     public = await (await app.client.get(f"/v1/users/{sub}", headers=viewer)).json()
     assert public["avatar"] == profile["avatar"]
     status, body, _ = await download(profile["avatar"]["url"])

@@ -167,8 +167,8 @@ async def test_deleting_an_account_deletes_every_object_under_its_prefixes(app, 
 
 
 async def test_an_owners_objects_are_deleted_at_most_1000_keys_a_request(s3, bucket, s3_env):
-    """DeleteObjects (https://boto3.amazonaws.com/v1/documentation/api/1.29.5/reference/services/s3/bucket/delete_objects.html,
-    as the S3 API Reference's DeleteObjects): "The request contains a list of up to 1000 keys"."""
+    """DeleteObjects, "The request contains a list of up to 1000 keys" (boto3's copy of the S3 API
+    Reference: https://boto3.amazonaws.com/v1/documentation/api/1.29.5/reference/services/s3/bucket/delete_objects.html)."""
     from plugins.media.backends.s3 import S3Store
 
     for i in range(1001):

@@ -45,9 +45,11 @@ def test_the_distribution_to_invalidate_needs_the_cdn_and_a_cloudfront_id():
            "MEDIA_CDN_PRIVATE_KEY_FILE": "/k.pem"}
     assert "MEDIA_CDN_DISTRIBUTION_ID" in problems(MEDIA_BUCKET="b", MEDIA_CDN_DISTRIBUTION_ID="E2QWRUHAPOMQZL")
     assert "MEDIA_CDN_DISTRIBUTION_ID" in problems(**cdn, MEDIA_CDN_DISTRIBUTION_ID="not/an id")
-    assert load(MediaSettings, {**cdn, "MEDIA_CDN_DISTRIBUTION_ID": "E2QWRUHAPOMQZL"}).cdn_distribution_id == "E2QWRUHAPOMQZL"
+    settings = load(MediaSettings, {**cdn, "MEDIA_CDN_DISTRIBUTION_ID": "E2QWRUHAPOMQZL"})
+    assert settings.cdn_distribution_id == "E2QWRUHAPOMQZL"
 
 
 def test_the_local_stores_public_url_must_be_a_url():
     assert "MEDIA_LOCAL_PUBLIC_URL" in problems(MEDIA_LOCAL_PUBLIC_URL="media.example.com")
-    assert load(MediaSettings, {"MEDIA_LOCAL_PUBLIC_URL": "http://10.0.0.5:8080"}).local_public_url == "http://10.0.0.5:8080"
+    settings = load(MediaSettings, {"MEDIA_LOCAL_PUBLIC_URL": "http://10.0.0.5:8080"})
+    assert settings.local_public_url == "http://10.0.0.5:8080"

@@ -98,7 +98,8 @@ class LocalStore:
         pass
 
     async def download_url(self, key: str, expires: int) -> str:
-        return f"{self.base}/{key}?" + urlencode({"expires": expires, "signature": self._sign(f"GET\n{key}\n{expires}")})
+        signature = self._sign(f"GET\n{key}\n{expires}")
+        return f"{self.base}/{key}?" + urlencode({"expires": expires, "signature": signature})
 
     async def public_url(self, key: str) -> str:
         return f"{self.base}/{key}"

@@ -122,14 +122,15 @@ class S3Store:
         removed, avatars = 0, []
         paginator = self.client.get_paginator("list_objects_v2")
         for prefix in owner_prefixes(owner):
-            pages = paginator.paginate(Bucket=self.bucket, Prefix=prefix, PaginationConfig={"PageSize": DELETE_MAX_KEYS})
-            async for page in pages:
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix,
+                                                 PaginationConfig={"PageSize": DELETE_MAX_KEYS}):
                 keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
                 if not keys:
                     continue
                 answer = await self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
                 if answer.get("Errors"):
-                    raise RuntimeError(f"{len(answer['Errors'])} objects not deleted: {answer['Errors'][0].get('Code')}")
+                    errors = answer["Errors"]
+                    raise RuntimeError(f"{len(errors)} objects not deleted: {errors[0].get('Code')}")
                 removed += len(keys)
                 avatars += [item["Key"] for item in keys if item["Key"].startswith(PREFIXES["avatar"] + "/")]
         if avatars and self.cloudfront is not None:

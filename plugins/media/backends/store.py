@@ -14,7 +14,8 @@ Every store (S3 in `s3.py`, the embedded one in `local.py`) offers the same oper
     store.context                          -> the cleanup context that opens and closes it
 
 URLs are absolute: the local store's start with MEDIA_LOCAL_PUBLIC_URL (by default the gateway's
-listen address), never with the host a request names. The server chooses every key, `{prefix}/{owner}/{media id}.{extension}`: avatars under
+listen address), never with the host a request names. The server chooses every key,
+`{prefix}/{owner}/{media id}.{extension}`: avatars under
 `avatars/` (a public path on the CDN, see docs/decisions/avatar-urls.md), everything else under
 `u/` (signed URLs only).
 """
