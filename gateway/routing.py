@@ -1,6 +1,8 @@
 """Serves each declared `RouteSpec`: validation of its JSON body and query string happens here,
 from the same marshmallow schemas the OpenAPI document is built from, and the validated values
-are passed to the handler as `body=` and `query=`."""
+are passed to the handler as `body=` and `query=`. Bodies are read as strictly as tokens are: a
+name given twice is a 400 (not "the last one wins"), and a field holding a lone surrogate (JSON's
+`\ud800` escape), which no database can store, is a 422 naming it."""
 from __future__ import annotations
 
 import asyncio
@@ -9,8 +11,34 @@ import json
 from aiohttp import web
 from marshmallow import ValidationError
 
+from gateway.identifiers import utf8
 from gateway.plugin import Registry, RouteSpec, RouteWrapper
 from gateway.problems import Problem, ValidationProblem
+
+
+class DuplicateName(ValueError):
+    pass
+
+
+def unique_names(pairs: list[tuple[str, object]]) -> dict:
+    names = dict(pairs)
+    if len(names) != len(pairs):
+        raise DuplicateName
+    return names
+
+
+def storable(value: object) -> bool:
+    try:
+        return utf8(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+    except RecursionError:
+        return False
+
+
+def lone_surrogates(payload: dict) -> dict[str, list[str]]:
+    """The fields of a JSON object (by name) that hold a lone surrogate, in their value or name."""
+    return {name.encode("utf-8", "backslashreplace").decode(): ["Not valid Unicode (a lone surrogate)."]
+            for name, value in payload.items() if not (utf8(name) and storable(value))}
+
 
 async def read_json(request: web.Request, timeout: float) -> object:
     if request.content_type != "application/json":
@@ -21,7 +49,9 @@ async def read_json(request: web.Request, timeout: float) -> object:
     except asyncio.TimeoutError:
         raise Problem(408, "Request Timeout", f"The body did not arrive within {timeout:g} seconds.") from None
     try:
-        return json.loads(raw)
+        return json.loads(raw, object_pairs_hook=unique_names)
+    except DuplicateName:
+        raise Problem(400, "Bad Request", "The body names a member twice.") from None
     except (ValueError, RecursionError):
         raise Problem(400, "Bad Request", "The body is not valid JSON.") from None
 
@@ -42,6 +72,8 @@ def validating(spec: RouteSpec, body_timeout: float):
                 payload = await read_json(request, body_timeout)
                 if not isinstance(payload, dict):
                     raise Problem(422, "Unprocessable Content", "The body must be a JSON object.")
+                if errors := lone_surrogates(payload):
+                    raise ValidationProblem(errors)
                 inputs["body"] = body_schema.load(payload)
         except ValidationError as exc:
             raise ValidationProblem(exc.messages) from None

@@ -13,6 +13,7 @@ from typing import Any
 
 from jwt.algorithms import RSAAlgorithm
 
+from gateway.identifiers import exact
 from plugins.auth.jwks import KeySet
 from plugins.auth.jwt import TokenError, parse
 from plugins.auth.api import Principal
@@ -55,6 +56,8 @@ class Verifier:
 
     async def _verify(self, token: str) -> Principal:
         jwt = parse(token)
+        if not exact(jwt.payload["sub"]):  # trailing spaces, too long, not Unicode: it would not compare exactly
+            raise TokenError("The token's subject is not one this service accepts.")
         client_id = self.check_claims(jwt.payload)
         kid = jwt.header["kid"]
         key = self.keys.get(kid) or await self.keys.fetch_for(kid)

@@ -1,6 +1,7 @@
 """Data plugin: the infrastructure every feature stores through. It provides DATABASE (MySQL or
 SQLite behind one interface, with per-plugin migrations), CACHE (memcached or in-process,
-cache-aside with leases) and RESOURCES (a table as an HTTP resource); see plugins/data/api.py,
+cache-aside with leases), RESOURCES (a table as an HTTP resource) and ACCOUNTS (deleting all of a
+subject's data, accounts.py, with its table in migrations/); see plugins/data/api.py,
 the only module of it other plugins import. It registers no route and requires nothing.
 
 api.py is the contract; mysql.py and sqlite.py the engines, migrator.py the migrations; cache.py
@@ -11,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 from aiohttp import web
 
 from gateway.lifecycle import LIFECYCLE
 from gateway.plugin import Plugin, SetupContext
-from plugins.data.api import CACHE, DATABASE, RESOURCES, Database, DatabaseUnavailable
+from plugins.data.accounts import Accounts
+from plugins.data.api import ACCOUNTS, CACHE, DATABASE, RESOURCES, Database, DatabaseUnavailable
 from plugins.data.cache import Cache
 from plugins.data.migrator import Migrations
 from plugins.data.resources import Resources
@@ -101,7 +104,6 @@ def setup(ctx: SetupContext) -> None:
 
     ctx.provide(DATABASE, database)
     ctx.provide(CACHE, cache)
-    ctx.provide(RESOURCES, Resources(database, cache, settings.read_max_lag))
     ctx.cleanup_ctx(lifespan)
     ctx.readiness_check("database", database.ping, critical=True)
     ctx.readiness_check("schema", schema, critical=True)
@@ -113,5 +115,23 @@ def setup(ctx: SetupContext) -> None:
                 lambda: database.errors)
     ctx.command("migrate", "apply pending schema migrations (safe when several instances run it)", migrate)
 
+    resources = Resources(database, cache, settings.read_max_lag)
+    accounts = Accounts(database, resources)
+    database.migrations.add("accounts", Path(__file__).parent / "migrations")
 
-plugin = Plugin(name="data", setup=setup, settings=DataSettings, provides=(DATABASE, CACHE, RESOURCES))
+    async def sweep(app: web.Application, args) -> int:
+        runner = web.AppRunner(app)  # starts the app's resources (database, cache, stores) without serving
+        await runner.setup()
+        try:
+            finished, left = await accounts.sweep()
+        finally:
+            await runner.cleanup()
+        print(f"accounts-sweep: {finished} pending account deletions finished, {left} still pending")
+        return 1 if left else 0
+
+    ctx.provide(RESOURCES, resources)
+    ctx.provide(ACCOUNTS, accounts)
+    ctx.command("accounts-sweep", "finish account deletions that stopped half-way (DELETE /v1/me)", sweep)
+
+
+plugin = Plugin(name="data", setup=setup, settings=DataSettings, provides=(DATABASE, CACHE, RESOURCES, ACCOUNTS))

@@ -1,5 +1,5 @@
 """The data plugin's public API, the only module of it other plugins import: the service keys
-DATABASE, CACHE and RESOURCES, the protocols behind them, and the values they share (list queries,
+DATABASE, CACHE, RESOURCES and ACCOUNTS, the protocols behind them, and the values they share (list queries,
 not-found, timestamps, the database-unavailable problem).
 
     database = ctx.require(DATABASE)     # migrations, transactions across tables
@@ -19,11 +19,12 @@ import json
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Protocol, Sequence
+from typing import Any, Awaitable, Callable, Mapping, Protocol, Sequence
 
 from aiohttp import web
 from marshmallow import Schema, ValidationError, fields, validate
 
+from gateway.identifiers import exact
 from gateway.plugin import ServiceKey
 from gateway.problems import Problem
 
@@ -61,9 +62,10 @@ class Cursor(fields.Str):
         text = super()._deserialize(value, attr, data, **kwargs)
         try:
             position = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-        except (ValueError, binascii.Error):
+        except (ValueError, binascii.Error, RecursionError):
             raise ValidationError("Not a cursor this API returned.") from None
-        if not (isinstance(position, list) and len(position) == 2 and all(isinstance(p, str) for p in position)):
+        if not (isinstance(position, list) and len(position) == 2
+                and all(isinstance(p, str) and exact(p) for p in position)):
             raise ValidationError("Not a cursor this API returned.")
         return position
 
@@ -127,6 +129,7 @@ class Cache(Protocol):
 Validator = Callable[[web.Request, Any], Awaitable[None]]  # raises marshmallow.ValidationError
 Renderer = Callable[[Row], Awaitable[Any]]  # row -> an output field's value
 DeleteHook = Callable[[Executor, str], Awaitable[Callable[[], Awaitable[None]] | None]]
+AccountHook = Callable[[str], Awaitable[Mapping[str, int]]]  # (subject) -> counts of what it removed
 
 
 class Repository(Protocol):
@@ -171,6 +174,20 @@ class Resources(Protocol):
                views: dict[str, type[Schema]] | None = None) -> Resource: ...
 
 
+class Accounts(Protocol):
+    """The "accounts" service (plugins/data/accounts.py): everything a subject has, deleted durably
+    and idempotently, with an audit record. Every resource defined with an `owner` column takes part
+    by itself; a plugin with more (objects in a store, rows keyed by the subject) adds a hook:
+
+        accounts.on_delete(hook)   # await hook(subject) -> {"what": count}; safe to run again
+
+    Hooks run in registration order, before the owned resources lose their rows."""
+
+    def on_delete(self, hook: AccountHook) -> None: ...
+    async def delete(self, subject: str) -> dict[str, int]: ...  # raises a 503 Problem if it must be finished later
+
+
 DATABASE: ServiceKey[Database] = ServiceKey("database", Database)
 CACHE: ServiceKey[Cache] = ServiceKey("cache", Cache)
 RESOURCES: ServiceKey[Resources] = ServiceKey("resources", Resources)
+ACCOUNTS: ServiceKey[Accounts] = ServiceKey("accounts", Accounts)

@@ -12,8 +12,9 @@ cursor pages, in a few declared lines:
 
 A `Resource` joins the table's `Repository` (all SQL) and its `Representations` (the cache of
 rendered bytes); with `owner=` given, a row of someone else's is answered 404, as if it did not
-exist. Other plugins extend a resource with `on_validate` (check a PATCH field), `on_render`
-(compute an output field) and `on_delete` (work in the deleting transaction).
+exist, and so is a key that would not compare exactly (gateway/identifiers.py): one row has one
+key, in SQL and in the cache. Other plugins extend a resource with `on_validate` (check a PATCH
+field), `on_render` (compute an output field) and `on_delete` (work in the deleting transaction).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from typing import Any, Callable
 from aiohttp import web
 from marshmallow import Schema, ValidationError
 
+from gateway.identifiers import exact
 from gateway.problems import Problem, ValidationProblem
 from plugins.data.api import Database, DeleteHook, Renderer, Row, Validator, not_found
 from plugins.data.cache import Cache
@@ -82,6 +84,8 @@ class Resource:
 
     async def row(self, key: str, owner: str | None = None) -> Row | None:
         """The current row from the writer (representations are never filled from a lagging replica)."""
+        if not exact(key):
+            return None
         self.reads += 1
         return await self.repository.find(key, owner)
 
@@ -102,6 +106,8 @@ class Resource:
                   create: Callable[[], dict] | None = None) -> web.Response:
         """200 with the representation and its ETag, 304 for a matching If-None-Match, else 404;
         `create()` gives the values of a row to insert when there is none."""
+        if not exact(key):
+            raise not_found(self.name)
         stored = await self.representations.read(key, owner, view, self._load)
         if stored is None and create is not None:
             values = create()
@@ -126,6 +132,8 @@ class Resource:
     async def patch(self, request: web.Request, key: str, changes: dict, *, owner: str | None = None,
                     create: Callable[[], dict] | None = None) -> web.Response:
         """Apply the validated `changes`; If-Match is compared with the current ETag (412)."""
+        if not exact(key):
+            raise not_found(self.name)
         errors = {}
         for field, value in changes.items():
             if field in self._validators:
@@ -136,25 +144,39 @@ class Resource:
         if errors:
             raise ValidationProblem(errors)
         if_match = request.headers.get("If-Match")
+        row, changed = await self._change(key, owner, changes, if_match)
+        created = row is None and create is not None
+        if created:
+            # A first write inserts the row on its own, then changes it: inserting in the transaction
+            # that read it missing would wait on the gap locks of parallel first writes, which
+            # deadlock (MySQL 1213) with its own.
+            await self.repository.insert(create(), if_absent=True)
+            row, changed = await self._change(key, owner, changes, if_match)
+        if row is None:
+            raise not_found(self.name)
+        if changed or created:
+            await self.written(key, owner)
+        return respond(request, await self.representations.render(row))
+
+    async def _change(self, key: str, owner: str | None, changes: dict,
+                      if_match: str | None) -> tuple[Row | None, dict]:
+        """In one transaction: the row locked, If-Match checked, what differs written; (None, {})
+        when there is no such row."""
         async with self.database.transaction() as tx:
             row = await self.repository.lock(tx, key, owner)
-            created = row is None and create is not None
-            if created:
-                await self.repository.insert(create(), if_absent=True, tx=tx)
-                row = await self.repository.lock(tx, key, owner)
             if row is None:
-                raise not_found(self.name)
+                return None, {}
             if if_match is not None and not etag_listed(if_match, etag_of(row), weak=False):
                 raise Problem(412, "Precondition Failed", f"The {self.name} has changed; fetch it again.")
             changed = {column: value for column, value in changes.items() if row[column] != value}
             if changed:
                 row = await self.repository.update(tx, row, changed)
-        if changed or created:
-            await self.written(key, owner)
-        return respond(request, await self.representations.render(row))
+        return row, changed
 
     async def delete(self, request: web.Request, key: str, *, owner: str | None = None) -> web.Response:
         """204 whether or not the row existed (DELETE is idempotent)."""
+        if not exact(key):
+            return web.Response(status=204)
         after_commit = []
         async with self.database.transaction() as tx:
             if await self.repository.delete_where(self.repository.scope(key, owner), tx=tx):
@@ -189,3 +211,7 @@ class Resources:
         resource = Resource(name, self.database, self.cache, read_max_lag=self.read_max_lag, **options)
         self._defined[name] = resource
         return resource
+
+    def owned(self) -> list[Resource]:
+        """The resources whose rows belong to a caller (defined with `owner=`)."""
+        return [resource for resource in self._defined.values() if resource.repository.owner]

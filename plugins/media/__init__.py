@@ -10,14 +10,14 @@ from pathlib import Path
 
 from gateway.plugin import Plugin, SetupContext
 from plugins.auth.api import PRINCIPAL
-from plugins.data.api import DATABASE, RESOURCES
+from plugins.data.api import ACCOUNTS, DATABASE, RESOURCES
 from plugins.media import cleanup, routes
 from plugins.media.avatars import Avatars
 from plugins.media.settings import MediaSettings
 from plugins.profiles.api import PROFILES
 
 
-def open_store(settings, data_dir: str):
+def open_store(settings, core):
     """The configured store (not yet opened: its `context` does that)."""
     if settings.bucket:
         from plugins.media.backends.s3 import S3Store
@@ -25,7 +25,7 @@ def open_store(settings, data_dir: str):
         return S3Store(settings)
     from plugins.media.backends.local import LocalStore
 
-    return LocalStore(f"{data_dir}/media")
+    return LocalStore(f"{core.data_dir}/media", settings.local_public_url or f"http://{core.host}:{core.port}")
 
 
 def setup(ctx: SetupContext) -> None:
@@ -33,9 +33,10 @@ def setup(ctx: SetupContext) -> None:
     database = ctx.require(DATABASE)
     principal = ctx.require(PRINCIPAL)
     database.migrations.add("media", Path(__file__).parent / "migrations")
-    store = open_store(settings, ctx.core.data_dir)
+    store = open_store(settings, ctx.core)
     media = ctx.require(RESOURCES).define("media", table="media", schema=routes.MediaSchema, owner="owner")
     avatars = Avatars(ctx.require(PROFILES), media, store, principal)
+    ctx.require(ACCOUNTS).on_delete(store.delete_owner)  # the records go with the owned resources, after this
     ctx.cleanup_ctx(store.context)
     routes.add_routes(ctx, routes.MediaApi(media, store, avatars, database, principal, settings))
     if not settings.bucket:
@@ -56,5 +57,5 @@ plugin = Plugin(
     name="media",
     setup=setup,
     settings=MediaSettings,
-    requires=(PRINCIPAL, DATABASE, RESOURCES, PROFILES),
+    requires=(PRINCIPAL, DATABASE, RESOURCES, PROFILES, ACCOUNTS),
 )

@@ -1,21 +1,16 @@
 """Avatars: the media plugin's field of every profile, added through the profiles plugin's
 extension point. PATCH /v1/me takes `avatar_media_id` only for a ready avatar of the caller's (or
 null); the profile's `avatar` is `{"media_id", "url"}` with a URL that does not expire
-(docs/decisions/avatar-urls.md), so a cached profile never carries a dead one; deleting a profile
-deletes its owner's media, and deleting the media a profile shows clears the profile's avatar.
+(docs/decisions/avatar-urls.md), so a cached profile never carries a dead one; deleting the media a
+profile shows clears the profile's avatar.
 The column is the media plugin's own migration (0002_profile_avatar)."""
 from __future__ import annotations
-
-import asyncio
-import logging
 
 from marshmallow import Schema, ValidationError, fields, validate
 
 from plugins.auth.api import PrincipalOf
 from plugins.data.api import Executor, Resource
 from plugins.profiles.api import ProfileField, Profiles
-
-log = logging.getLogger("gateway.media")
 
 
 class AvatarSchema(Schema):
@@ -34,7 +29,6 @@ class Avatars:
         profiles.extend(ProfileField(
             "avatar", fields.Nested(AvatarSchema, allow_none=True), self.render, column="avatar_media_id",
             patch=fields.Str(allow_none=True, validate=validate.Length(1, 64)), validate=self.validate))
-        profiles.on_delete(self.delete_media_of)
 
     async def validate(self, request, media_id: str | None) -> None:
         if media_id is None:
@@ -57,17 +51,3 @@ class Avatars:
         cleared = await profile.repository.update_where({"id": owner, "avatar_media_id": media_id},
                                                         {"avatar_media_id": None}, tx=tx)
         return (lambda: profile.written(owner)) if cleared else None
-
-    async def delete_media_of(self, tx: Executor, owner: str):
-        """DELETE /v1/me: the records go with the profile, the objects after the commit."""
-        rows = await self.media.repository.find_where({"owner": owner}, tx=tx)
-        await self.media.repository.delete_where({"owner": owner}, tx=tx)
-
-        async def delete_objects() -> None:
-            outcomes = await asyncio.gather(*(self.store.delete(row["object_key"]) for row in rows),
-                                            return_exceptions=True)
-            for row, outcome in zip(rows, outcomes):
-                if isinstance(outcome, Exception):
-                    log.warning("could not delete %s of a deleted profile: %r", row["object_key"], outcome)
-
-        return delete_objects if rows else None

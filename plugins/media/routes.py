@@ -65,11 +65,6 @@ class Purpose:
     max_bytes: int
 
 
-def absolute(request: web.Request, url: str) -> str:
-    """Stores may answer with paths on the gateway itself (the local store); phones get full URLs."""
-    return url if "://" in url else f"{request.url.origin()}{url}"
-
-
 class MediaApi:
     def __init__(self, media: Resource, store, avatars: Avatars, database: Database, principal: PrincipalOf,
                  settings) -> None:
@@ -95,7 +90,7 @@ class MediaApi:
         data = await self.media.data(row)
         if row["status"] == "ready":
             expires = int(time.time()) + self.settings.download_expiry
-            data["url"] = absolute(request, await self.store.download_url(row["object_key"], expires))
+            data["url"] = await self.store.download_url(row["object_key"], expires)
             data["url_expires_at"] = utc_text(expires)
         # The URL is a credential until it expires: nothing on the way keeps a copy.
         return web.json_response(data, headers={"Cache-Control": "no-store"})
@@ -118,7 +113,7 @@ class MediaApi:
             {"id": media_id, "owner": owner, "status": "pending", "object_key": key, **body})
         return web.json_response(
             {"media": await self.media.data(row),
-             "upload": {"method": "POST", "url": absolute(request, url), "fields": form, "expires_at": utc_text(expires)}},
+             "upload": {"method": "POST", "url": url, "fields": form, "expires_at": utc_text(expires)}},
             status=201, headers={"Location": f"/v1/media/{media_id}", "Cache-Control": "no-store"},
         )
 

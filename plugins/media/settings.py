@@ -30,6 +30,11 @@ class MediaSettings(SettingsSchema):
     cdn_url = fields.Url(data_key="MEDIA_CDN_URL", load_default=None, schemes={"https", "http"}, require_tld=False)
     cdn_key_pair_id = fields.Str(data_key="MEDIA_CDN_KEY_PAIR_ID", load_default=None)
     cdn_private_key_file = fields.Str(data_key="MEDIA_CDN_PRIVATE_KEY_FILE", load_default=None)
+    cdn_distribution_id = fields.Str(data_key="MEDIA_CDN_DISTRIBUTION_ID", load_default=None,
+                                     validate=validate.Regexp(r"[A-Z0-9]{1,32}"))
+    # The local store's URLs are built from this, never from a request's Host header.
+    local_public_url = fields.Url(data_key="MEDIA_LOCAL_PUBLIC_URL", load_default=None, schemes={"https", "http"},
+                                  require_tld=False)
     region = fields.Str(data_key="AWS_REGION", load_default=None)
     endpoint_url = fields.Url(data_key="AWS_ENDPOINT_URL", load_default=None, require_tld=False)
     avatar_types = CommaList(data_key="MEDIA_AVATAR_TYPES", load_default=tuple(IMAGES.split(",")),
@@ -54,6 +59,9 @@ class MediaSettings(SettingsSchema):
             missing = [CDN[name] for name in CDN if name not in configured]
             raise ValidationError({variable: [f"CloudFront signing needs {', '.join(missing)} too (set all "
                                               "three, or none for S3 presigned downloads)"] for variable in missing})
+        if data.get("cdn_distribution_id") and not configured:
+            raise ValidationError("the distribution's avatars are invalidated only with MEDIA_CDN_URL set",
+                                  "MEDIA_CDN_DISTRIBUTION_ID")
         if configured and not data.get("bucket"):
             raise ValidationError("CloudFront serves the S3 bucket: set MEDIA_BUCKET too", "MEDIA_CDN_URL")
         if not data.get("bucket") and data["environment"] == "production":

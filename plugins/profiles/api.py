@@ -1,7 +1,7 @@
 """The profiles plugin's public API, the only module of it other plugins import: the PROFILES
 service, through which a plugin adds a field to every profile (its output, an optional PATCH
-field stored in a column its own migration adds, a validator) and work to do when a profile is
-deleted. The media plugin adds the avatar this way.
+field stored in a column its own migration adds, a validator). The media plugin adds the avatar
+this way. (Work to do when an account is deleted goes through the data plugin's ACCOUNTS.)
 
     profiles = ctx.require(PROFILES)
     profiles.extend(ProfileField("avatar", fields.Nested(AvatarSchema, allow_none=True), render_avatar,
@@ -16,7 +16,7 @@ from typing import Protocol
 from marshmallow import fields
 
 from gateway.plugin import ServiceKey
-from plugins.data.api import DeleteHook, Renderer, Resource, Validator
+from plugins.data.api import Renderer, Resource, Validator
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,6 @@ class Profiles(Protocol):
     resource: Resource
 
     def extend(self, field: ProfileField) -> None: ...
-    def on_delete(self, hook: DeleteHook) -> None: ...
 
 
 PROFILES: ServiceKey[Profiles] = ServiceKey("profiles", Profiles)

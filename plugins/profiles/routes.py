@@ -7,11 +7,12 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from aiohttp import web
 from marshmallow import Schema, ValidationError, fields, validate
 
 from gateway.plugin import SetupContext
 from plugins.auth.api import PrincipalOf
-from plugins.data.api import DeleteHook, Resource, Resources
+from plugins.data.api import Accounts, Resource, Resources
 from plugins.profiles.api import ProfileField
 
 # RFC 5646 well-formed tags: language[-extlang][-script][-region][-variant]*[-extension]*[-privateuse],
@@ -39,9 +40,20 @@ def control_characters(allowed: str = ""):
     return check
 
 
-def not_blank(value: str) -> None:
-    if not value.strip():
-        raise ValidationError("Must not be blank.")
+# Embeddings, overrides and isolates: in a name they reorder the text shown around it ("abc\u202egnp.exe").
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def visible(value: str) -> bool:
+    """Whether anything shows once format characters (Cf: zero-width, joiners, marks) are removed."""
+    return any(unicodedata.category(ch) != "Cf" and not ch.isspace() for ch in value)
+
+
+def shown_as_written(value: str) -> None:
+    if any(ch in BIDI_CONTROLS for ch in value):
+        raise ValidationError("Bidirectional formatting characters (U+202A-U+202E, U+2066-U+2069) are not allowed.")
+    if not visible(value):
+        raise ValidationError("Must show something: invisible characters alone are not a name.")
 
 
 class PublicProfile(Schema):
@@ -59,7 +71,7 @@ class Profile(PublicProfile):
 
 
 class ProfilePatch(Schema):
-    display_name = fields.Str(validate=[validate.Length(1, 50), not_blank, control_characters()])
+    display_name = fields.Str(validate=[validate.Length(1, 50), control_characters(), shown_as_written])
     bio = fields.Str(validate=[validate.Length(max=280), control_characters("\n")])
     locale = fields.Str(allow_none=True, validate=[validate.Length(max=35), language_tag])
 
@@ -70,37 +82,44 @@ def extended(base: type[Schema], name: str, doc: str, added: dict[str, fields.Fi
 
 
 def from_claims(caller) -> dict:
-    """A new profile's values from the token: names trimmed to fit, a locale only if well formed."""
+    """A new profile's values from the token: names trimmed to fit and rid of control characters
+    ("user" if nothing visible is left), a locale only if well formed."""
     claims = caller.claims or {}
     username = caller.username or claims.get("cognito:username") or caller.sub
     name = claims.get("name") or claims.get("preferred_username") or username
-    display_name = "".join(ch for ch in str(name) if unicodedata.category(ch) != "Cc").strip()[:50] or "user"
+    display_name = "".join(ch for ch in str(name) if unicodedata.category(ch) != "Cc" and ch not in BIDI_CONTROLS)
+    display_name = display_name.strip()[:50]
     locale = claims.get("locale")
     return {
         "id": caller.sub,
         "username": str(username)[:255],
-        "display_name": display_name,
+        "display_name": display_name if visible(display_name) else "user",
         "bio": "",
         "locale": locale if isinstance(locale, str) and len(locale) <= 35 and BCP47.fullmatch(locale) else None,
     }
 
 
 class ProfileService:
-    """The PROFILES service: collects other plugins' fields and delete hooks during setup, then
-    defines the profile resource and its routes with them (`install`, after every setup)."""
+    """The PROFILES service: collects other plugins' fields during setup, then defines the profile
+    resource and its routes with them (`install`, after every setup). A deleted account's profile
+    goes through the account hook (`forget`)."""
 
-    def __init__(self, resources: Resources, principal: PrincipalOf) -> None:
+    def __init__(self, resources: Resources, principal: PrincipalOf, accounts: Accounts) -> None:
         self.resources = resources
         self.principal = principal
+        self.accounts = accounts
         self.fields: list[ProfileField] = []
-        self.delete_hooks: list[DeleteHook] = []
         self.resource: Resource | None = None
+        accounts.on_delete(self.forget)
 
     def extend(self, field: ProfileField) -> None:
         self.fields.append(field)
 
-    def on_delete(self, hook: DeleteHook) -> None:
-        self.delete_hooks.append(hook)
+    async def forget(self, subject: str) -> dict[str, int]:
+        """The account hook: the profile row (keyed by the subject, so not an owned resource) and its views."""
+        removed = await self.resource.repository.delete_where({"id": subject})
+        await self.resource.written(subject)
+        return {"profile": removed}
 
     def install(self, ctx: SetupContext) -> None:
         outputs = {field.name: field.output for field in self.fields}
@@ -114,13 +133,11 @@ class ProfileService:
             profiles.on_render(field.name, field.render)
             if field.validate is not None:
                 profiles.on_validate(field.column, field.validate)
-        for hook in self.delete_hooks:
-            profiles.on_delete(hook)
-        add_routes(ctx, profiles, self.principal, own, public, patch)
+        add_routes(ctx, profiles, self.principal, self.accounts, own, public, patch)
 
 
-def add_routes(ctx: SetupContext, profiles: Resource, principal: PrincipalOf, own: type[Schema],
-               public: type[Schema], patch: type[Schema]) -> None:
+def add_routes(ctx: SetupContext, profiles: Resource, principal: PrincipalOf, accounts: Accounts,
+               own: type[Schema], public: type[Schema], patch: type[Schema]) -> None:
     async def get_me(request):
         caller = principal(request)
         return await profiles.get(request, caller.sub, create=lambda: from_claims(caller))
@@ -130,7 +147,8 @@ def add_routes(ctx: SetupContext, profiles: Resource, principal: PrincipalOf, ow
         return await profiles.patch(request, caller.sub, body, create=lambda: from_claims(caller))
 
     async def delete_me(request):
-        return await profiles.delete(request, principal(request).sub)
+        await accounts.delete(principal(request).sub)
+        return web.Response(status=204)
 
     async def get_user(request):
         return await profiles.get(request, request.match_info["id"], view="public")
@@ -142,8 +160,10 @@ def add_routes(ctx: SetupContext, profiles: Resource, principal: PrincipalOf, ow
               body=patch, tags=tags,
               responses={200: own, 412: "If-Match does not match the current ETag",
                          415: "The body is not application/json"})
-    ctx.route("DELETE", "/v1/me", delete_me, "Delete the caller's profile and media records",
-              responses={204: "Deleted"}, tags=tags)
+    ctx.route("DELETE", "/v1/me", delete_me,
+              "Delete the caller's account: every record of every plugin, stored objects, cached copies",
+              responses={204: "Deleted (also when there was nothing)",
+                         503: "Recorded and partly done: it finishes on a retry or by itself shortly"}, tags=tags)
     ctx.route("GET", "/v1/users/{id}", get_user, "Another user's public profile",
               responses={200: public, 304: "Not modified (If-None-Match)", 404: "No such user"},
               tags=tags)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pymysql
 import pytest
 
+from devsupport.servers import free_port
 from gateway.app import build
 from plugins.auth.issuer import LocalIssuer
 from plugins.data.api import CACHE, DATABASE
@@ -69,11 +70,13 @@ def data_env(base_env, mysql_database, memcached_server) -> dict:
 
 @pytest.fixture
 def start_app(aiohttp_client, data_env):
-    """`await start_app(VAR=value)`: an app on MariaDB + memcached (or what the overrides say)."""
+    """`await start_app(VAR=value)`: an app on MariaDB + memcached (or what the overrides say), served
+    on its GATEWAY_PORT, so that the local media store's URLs point at it."""
 
     async def start(**overrides) -> App:
-        built = build({**data_env, **overrides})
-        return App(await aiohttp_client(built.app), built.registry.services)
+        port = free_port()
+        built = build({**data_env, "GATEWAY_PORT": str(port), **overrides})
+        return App(await aiohttp_client(built.app, server_kwargs={"port": port}), built.registry.services)
 
     return start
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 
 import pytest
 
@@ -43,6 +44,19 @@ async def test_twenty_concurrent_first_calls_create_exactly_one_profile(app, use
     with admin.cursor() as cursor:
         cursor.execute("SELECT COUNT(*) AS n, MAX(version) AS v FROM profiles WHERE id = %s", (sub,))
         assert cursor.fetchone() == {"n": 1, "v": 1}
+
+
+async def test_parallel_first_patches_of_new_users_never_fail(app, issuer):
+    """20 new users, 5 first PATCHes each, all at once: InnoDB's gap locks make the first inserts
+    deadlock (1213), which the transaction helper retries; no answer is a 5xx."""
+    users = [{"Authorization": f"Bearer {issuer.mint(f'first-{uuid.uuid4().hex[:12]}')}"} for _ in range(20)]
+    responses = await asyncio.gather(*(
+        app.client.patch("/v1/me", json={"bio": f"writer {i}"}, headers=auth) for auth in users for i in range(5)
+    ))
+    assert sorted({r.status for r in responses}) == [200]
+    for auth in users:
+        profile = await (await app.client.get("/v1/me", headers=auth)).json()
+        assert profile["bio"].startswith("writer ") and profile["version"] >= 2
 
 
 async def test_if_none_match_gives_304_until_the_profile_changes(app, user):

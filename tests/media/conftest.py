@@ -7,6 +7,7 @@ import uuid
 import boto3
 import pytest
 
+from devsupport.servers import free_port
 from gateway.app import build
 from plugins.auth.issuer import LocalIssuer
 from tests.media.helpers import App
@@ -38,11 +39,13 @@ def s3_env(media_env, moto_endpoint, bucket) -> dict:
 
 @pytest.fixture
 def start_app(aiohttp_client, media_env):
-    """`await start_app(env)`: the app built from env (the local store on SQLite by default)."""
+    """`await start_app(env)`: the app built from env (the local store on SQLite by default), served
+    on the GATEWAY_PORT it is configured with, so that the local store's default public URL is its own."""
 
     async def start(env: dict | None = None) -> App:
-        built = build(env or media_env)
-        return App(await aiohttp_client(built.app), built.registry.services)
+        port = free_port()
+        built = build({"GATEWAY_PORT": str(port), **(env or media_env)})
+        return App(await aiohttp_client(built.app, server_kwargs={"port": port}), built.registry.services)
 
     return start
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import base64
 import time
+import uuid
 from urllib.parse import parse_qs, urlsplit
 
+import boto3
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from plugins.media.backends.s3 import invalidation_batches
+from tests.data.conftest import eventually
 from tests.media.helpers import JPEG
 
 CDN = "https://media.example.test"
@@ -23,12 +27,17 @@ def cdn_key():
 
 
 @pytest.fixture
-async def app(start_app, s3_env, cdn_key, tmp_path):
+def cdn_env(s3_env, cdn_key, tmp_path) -> dict:
     key_file = tmp_path / "cdn.pem"
     key_file.write_bytes(cdn_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                serialization.NoEncryption()))
-    return await start_app({**s3_env, "MEDIA_CDN_URL": CDN, "MEDIA_CDN_KEY_PAIR_ID": KEY_PAIR_ID,
-                            "MEDIA_CDN_PRIVATE_KEY_FILE": str(key_file)})
+    return {**s3_env, "MEDIA_CDN_URL": CDN, "MEDIA_CDN_KEY_PAIR_ID": KEY_PAIR_ID,
+            "MEDIA_CDN_PRIVATE_KEY_FILE": str(key_file)}
+
+
+@pytest.fixture
+async def app(start_app, cdn_env):
+    return await start_app(cdn_env)
 
 
 def verify(public_key, url: str, expires: str | None = None) -> None:
@@ -66,3 +75,50 @@ async def test_avatars_are_on_the_cdns_public_path(app, caller):
     avatar = await app.ready(auth, "avatar", JPEG)
     profile = await (await app.client.patch("/v1/me", json={"avatar_media_id": avatar["id"]}, headers=auth)).json()
     assert profile["avatar"] == {"media_id": avatar["id"], "url": f"{CDN}/avatars/{sub}/{avatar['id']}.jpg"}
+
+
+def distribution(moto_endpoint) -> str:
+    cloudfront = boto3.client("cloudfront", region_name="us-east-1", endpoint_url=moto_endpoint)
+    origin = {"Id": "media", "DomainName": "media.s3.amazonaws.com", "S3OriginConfig": {"OriginAccessIdentity": ""}}
+    created = cloudfront.create_distribution(DistributionConfig={
+        "CallerReference": uuid.uuid4().hex, "Comment": "", "Enabled": True,
+        "Origins": {"Quantity": 1, "Items": [origin]},
+        "DefaultCacheBehavior": {"TargetOriginId": "media", "ViewerProtocolPolicy": "https-only",
+                                 "CachePolicyId": "658327ea-f89d-4fab-a63d-7e88639e58f6"}})
+    return created["Distribution"]["Id"]
+
+
+async def test_deleting_an_account_invalidates_its_avatars_on_the_cdn(start_app, cdn_env, caller, moto_endpoint):
+    distribution_id = distribution(moto_endpoint)
+    app = await start_app({**cdn_env, "MEDIA_CDN_DISTRIBUTION_ID": distribution_id})
+    auth, sub = caller()
+    avatar = await app.ready(auth, "avatar", JPEG)
+    await app.ready(auth, "attachment")  # signed URLs only: not on the public path, not invalidated
+    assert (await app.client.delete("/v1/me", headers=auth)).status == 204
+
+    cloudfront = boto3.client("cloudfront", region_name="us-east-1", endpoint_url=moto_endpoint)
+
+    def invalidated() -> list[str]:
+        listed = cloudfront.list_invalidations(DistributionId=distribution_id)["InvalidationList"]
+        return [path for item in listed.get("Items", []) for path in cloudfront.get_invalidation(
+            DistributionId=distribution_id, Id=item["Id"])["Invalidation"]["InvalidationBatch"]["Paths"]["Items"]]
+
+    assert await eventually(invalidated, what="an invalidation") == [f"/avatars/{sub}/{avatar['id']}.jpg"]
+
+
+async def test_a_failed_invalidation_does_not_fail_the_deletion(start_app, cdn_env, caller, caplog):
+    app = await start_app({**cdn_env, "MEDIA_CDN_DISTRIBUTION_ID": "NOSUCHDISTRIBUTION"})
+    auth, _ = caller()
+    await app.ready(auth, "avatar", JPEG)
+    assert (await app.client.delete("/v1/me", headers=auth)).status == 204
+    await eventually(lambda: "CloudFront invalidation of 1 deleted avatars failed" in caplog.text, what="the warning")
+
+
+def test_invalidations_name_each_path_and_stay_within_cloudfronts_limit():
+    """Concurrent invalidation request maximum - Amazon CloudFront
+    (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/InvalidationLimits.html): up to
+    3,000 individually named files in progress per distribution, and only 15 wildcard paths."""
+    batches = invalidation_batches([f"avatars/u{i}/m.jpg" for i in range(7001)])
+    assert [len(batch) for batch in batches] == [3000, 3000, 1001]
+    assert not any("*" in path for batch in batches for path in batch)
+    assert batches[0][0] == "/avatars/u0/m.jpg"

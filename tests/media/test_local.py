@@ -115,11 +115,11 @@ async def test_an_expired_policy_is_refused(app, root, caller, monkeypatch):
 async def test_a_key_outside_the_store_is_refused_even_when_signed(app, root, caller, base_env):
     """Path traversal cannot come from a client (keys are in the signed policy), and even a key
     the gateway itself signed is refused unless it has the shape the gateway makes."""
-    store = LocalStore(str(root))
+    store = LocalStore(str(root), str(app.client.make_url("/")))
     async for _ in store.context(None):
         break
     url, fields = await store.presign_upload("u/../../escape.jpg", "image/jpeg", 2048, int(time.time()) + 60)
-    response = await upload({"method": "POST", "url": str(app.client.make_url(url)), "fields": fields}, JPEG)
+    response = await upload({"method": "POST", "url": url, "fields": fields}, JPEG)
     assert response.status == 403
     assert stored(root) == [] and not any(Path(base_env["GATEWAY_DATA_DIR"]).parent.rglob("escape.jpg"))
     assert (await app.client.get("/local-media/avatars/%2E%2E/gateway.db")).status in (403, 404)
@@ -195,10 +195,11 @@ async def test_avatar_set_shown_cleared_and_gone_with_its_media(app, caller):
     avatar = await app.ready(auth)
     profile = await (await app.client.patch("/v1/me", json={"avatar_media_id": avatar["id"]}, headers=auth)).json()
     assert profile["avatar"]["media_id"] == avatar["id"]
-    assert profile["avatar"]["url"] == f"/local-media/avatars/{sub}/{avatar['id']}.jpg"  # public, never expires
+    public_path = f"/local-media/avatars/{sub}/{avatar['id']}.jpg"  # public, never expires
+    assert profile["avatar"]["url"] == str(app.client.make_url(public_path))
     public = await (await app.client.get(f"/v1/users/{sub}", headers=viewer)).json()
     assert public["avatar"] == profile["avatar"]
-    status, body, _ = await download(str(app.client.make_url(profile["avatar"]["url"])))
+    status, body, _ = await download(profile["avatar"]["url"])
     assert (status, body) == (200, JPEG)
 
     cleared = await (await app.client.patch("/v1/me", json={"avatar_media_id": None}, headers=auth)).json()
@@ -252,3 +253,20 @@ async def test_an_upload_that_is_not_a_form_is_refused(app, root):
                                    headers={"Content-Type": "multipart/form-data; boundary=x"})
     assert broken.status == 400
     assert stored(root) == []
+
+
+async def test_urls_come_from_the_configured_public_url_never_from_the_host_header(start_app, media_env, caller):
+    auth, sub = caller()
+    default = await start_app()
+    forged = {**auth, "Host": "attacker.example", "X-Forwarded-Host": "attacker.example"}
+    created = await default.create(forged)
+    assert created["upload"]["url"] == str(default.client.make_url("/local-media"))  # GATEWAY_HOST:GATEWAY_PORT
+
+    app = await start_app({**media_env, "MEDIA_LOCAL_PUBLIC_URL": "https://media.example.test/"})
+    created = await app.create(forged)
+    assert created["upload"]["url"] == "https://media.example.test/local-media"
+    assert (await upload({**created["upload"], "url": str(app.client.make_url("/local-media"))}, JPEG)).status == 204
+    media = await (await app.complete(forged, created["media"]["id"])).json()
+    assert media["url"].startswith("https://media.example.test/local-media/avatars/")
+    profile = await (await app.client.patch("/v1/me", json={"avatar_media_id": media["id"]}, headers=forged)).json()
+    assert profile["avatar"]["url"] == f"https://media.example.test/local-media/avatars/{sub}/{media['id']}.jpg"

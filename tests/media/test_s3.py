@@ -17,6 +17,8 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from gateway.app import build
+from gateway.settings import load
+from plugins.media.settings import MediaSettings
 from tests.media.conftest import REGION
 from tests.media.helpers import JPEG, download, upload
 
@@ -141,3 +143,45 @@ async def test_cleanup_removes_expired_pending_uploads_and_their_objects(app, ca
         s3.head_object(Bucket=bucket, Key=expired["upload"]["fields"]["key"])
     assert (await (await app.client.get(f"/v1/media/{fresh['id']}", headers=auth)).json())["status"] == "pending"
     assert (await (await app.client.get(f"/v1/media/{done['id']}", headers=auth)).json())["status"] == "ready"
+
+
+async def test_deleting_an_account_deletes_every_object_under_its_prefixes(app, caller, s3, bucket):
+    """Also for a caller without a profile, and also objects no record names (an upload whose record
+    was cleaned up). The bucket is versioned as in production: the current versions go (delete
+    markers), the noncurrent ones are left to the bucket's lifecycle rule (docs/infra.md)."""
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    auth, sub = caller()
+    other, other_sub = caller()
+    await app.ready(auth, "attachment")
+    await app.ready(auth, "avatar")
+    s3.put_object(Bucket=bucket, Key=f"u/{sub}/orphan.jpg", Body=JPEG)
+    theirs = await app.ready(other, "attachment")
+
+    assert (await app.client.delete("/v1/me", headers=auth)).status == 204
+    for prefix in (f"u/{sub}/", f"avatars/{sub}/"):
+        assert s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("KeyCount") == 0
+        versions = s3.list_object_versions(Bucket=bucket, Prefix=prefix)
+        assert versions.get("DeleteMarkers") and all(not v["IsLatest"] for v in versions.get("Versions", []))
+    assert s3.head_object(Bucket=bucket, Key=f"u/{other_sub}/{theirs['id']}.jpg")["ContentLength"] == len(JPEG)
+    assert (await (await app.client.get("/v1/media", headers=auth)).json())["items"] == []
+
+
+async def test_an_owners_objects_are_deleted_at_most_1000_keys_a_request(s3, bucket, s3_env):
+    """DeleteObjects, "The request contains a list of up to 1000 keys" (boto3's copy of the S3 API
+    Reference: https://boto3.amazonaws.com/v1/documentation/api/1.29.5/reference/services/s3/bucket/delete_objects.html)."""
+    from plugins.media.backends.s3 import S3Store
+
+    for i in range(1001):
+        s3.put_object(Bucket=bucket, Key=f"u/owner-1001/m{i}.jpg", Body=b"x")
+    store = S3Store(load(MediaSettings, s3_env))
+    context = store.context(None)
+    await anext(context)
+    sizes = []
+    store.client.meta.events.register("provide-client-params.s3.DeleteObjects",
+                                      lambda params, **_: sizes.append(len(params["Delete"]["Objects"])))
+    try:
+        assert await store.delete_owner("owner-1001") == {"media objects": 1001}
+    finally:
+        await anext(context, None)
+    assert sizes == [1000, 1]
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="u/owner-1001/")["KeyCount"] == 0

@@ -38,3 +38,18 @@ def test_types_need_a_known_extension_and_expiries_must_fit():
     assert "MEDIA_AVATAR_TYPES" in problems(MEDIA_AVATAR_TYPES="image/jpeg,text/html")
     assert "MEDIA_PENDING_EXPIRY_SECONDS" in problems(MEDIA_UPLOAD_EXPIRY_SECONDS="3600",
                                                       MEDIA_PENDING_EXPIRY_SECONDS="600")
+
+
+def test_the_distribution_to_invalidate_needs_the_cdn_and_a_cloudfront_id():
+    cdn = {"MEDIA_BUCKET": "b", "MEDIA_CDN_URL": "https://cdn.example.com", "MEDIA_CDN_KEY_PAIR_ID": "K",
+           "MEDIA_CDN_PRIVATE_KEY_FILE": "/k.pem"}
+    assert "MEDIA_CDN_DISTRIBUTION_ID" in problems(MEDIA_BUCKET="b", MEDIA_CDN_DISTRIBUTION_ID="E2QWRUHAPOMQZL")
+    assert "MEDIA_CDN_DISTRIBUTION_ID" in problems(**cdn, MEDIA_CDN_DISTRIBUTION_ID="not/an id")
+    settings = load(MediaSettings, {**cdn, "MEDIA_CDN_DISTRIBUTION_ID": "E2QWRUHAPOMQZL"})
+    assert settings.cdn_distribution_id == "E2QWRUHAPOMQZL"
+
+
+def test_the_local_stores_public_url_must_be_a_url():
+    assert "MEDIA_LOCAL_PUBLIC_URL" in problems(MEDIA_LOCAL_PUBLIC_URL="media.example.com")
+    settings = load(MediaSettings, {"MEDIA_LOCAL_PUBLIC_URL": "http://10.0.0.5:8080"})
+    assert settings.local_public_url == "http://10.0.0.5:8080"

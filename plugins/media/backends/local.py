@@ -28,7 +28,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.files import create_once
 from gateway.problems import Problem
-from plugins.media.backends.store import KEY, PREFIXES, Head
+from plugins.media.backends.store import KEY, PREFIXES, Head, owner_prefixes
 
 BASE = "/local-media"
 PUBLIC_PREFIX = PREFIXES["avatar"] + "/"
@@ -58,8 +58,9 @@ async def field_value(part: BodyPartReader) -> str:
 
 
 class LocalStore:
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, public_url: str) -> None:
         self.root = Path(root)
+        self.base = public_url.rstrip("/") + BASE  # configured: a request's Host header never chooses it
         self._secret = b""
 
     async def context(self, app):
@@ -83,7 +84,7 @@ class LocalStore:
         fields = {"key": key, "Content-Type": content_type}
         policy = {"expiration": expires, "fields": fields, "content-length-range": [1, max_size]}
         encoded = base64.b64encode(json.dumps(policy).encode()).decode()
-        return BASE, {**fields, "policy": encoded, "signature": self._sign(encoded)}
+        return self.base, {**fields, "policy": encoded, "signature": self._sign(encoded)}
 
     async def head(self, key: str) -> Head | None:
         path = self._path(key)
@@ -97,15 +98,27 @@ class LocalStore:
         pass
 
     async def download_url(self, key: str, expires: int) -> str:
-        return f"{BASE}/{key}?" + urlencode({"expires": expires, "signature": self._sign(f"GET\n{key}\n{expires}")})
+        signature = self._sign(f"GET\n{key}\n{expires}")
+        return f"{self.base}/{key}?" + urlencode({"expires": expires, "signature": signature})
 
     async def public_url(self, key: str) -> str:
-        return f"{BASE}/{key}"
+        return f"{self.base}/{key}"
 
     async def delete(self, key: str) -> None:
         path = self._path(key)
         for file in (path, Path(f"{path}.meta")):
             file.unlink(missing_ok=True)
+
+    async def delete_owner(self, owner: str) -> dict[str, int]:
+        def remove() -> int:
+            removed = 0
+            for prefix in owner_prefixes(owner):
+                for file in sorted((self.root / prefix).glob("*")):
+                    removed += file.suffix != ".meta"
+                    file.unlink(missing_ok=True)
+            return removed
+
+        return {"media objects": await asyncio.to_thread(remove)}
 
     async def probe(self) -> dict:
         def writable() -> None:

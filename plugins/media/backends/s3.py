@@ -9,16 +9,22 @@ expire uploads nobody completed (`finish` removes it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import secrets
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import aioboto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from gateway import tracing
-from plugins.media.backends.store import Head
+from plugins.media.backends.store import PREFIXES, Head, owner_prefixes
 from plugins.media.backends.cloudfront import CloudFront
+
+log = logging.getLogger("gateway.media")
 
 ENCRYPTION = "AES256"
 PENDING_TAG = "<Tagging><TagSet><Tag><Key>gateway-status</Key><Value>pending</Value></Tag></TagSet></Tagging>"
@@ -32,6 +38,17 @@ CONFIG = Config(
 # Without a CDN there is no public path: avatar URLs are presigned for SigV4's longest, far beyond
 # any cache TTL (see docs/decisions/avatar-urls.md).
 AVATAR_PRESIGN_SECONDS = 7 * 24 * 3600
+# CloudFront: at most 3,000 individually named paths in progress per distribution (wildcards have a
+# separate limit of 15, so none are used); an invalidation waits at most this long, in the background.
+INVALIDATION_MAX_PATHS = 3000
+DELETE_MAX_KEYS = 1000  # S3's DeleteObjects takes at most 1,000 keys a request
+INVALIDATION_SECONDS = 10
+
+
+def invalidation_batches(keys: list[str]) -> list[list[str]]:
+    """CloudFront paths for `keys`, as requests within CloudFront's limit: named, never wildcards."""
+    paths = [f"/{quote(key)}" for key in keys]
+    return [paths[i:i + INVALIDATION_MAX_PATHS] for i in range(0, len(paths), INVALIDATION_MAX_PATHS)]
 
 
 def pass_trace_on(request, **_) -> None:
@@ -45,6 +62,8 @@ class S3Store:
         self.bucket = settings.bucket
         self.client = None
         self.cdn: CloudFront | None = None
+        self.cloudfront = None  # a client for invalidations, with MEDIA_CDN_DISTRIBUTION_ID
+        self._invalidations: set[asyncio.Task] = set()
 
     async def context(self, app):
         settings = self.settings
@@ -52,13 +71,19 @@ class S3Store:
             pem = await asyncio.to_thread(Path(settings.cdn_private_key_file).read_bytes)
             self.cdn = CloudFront(settings.cdn_url, settings.cdn_key_pair_id, pem)
         session = aioboto3.Session()
-        async with session.client("s3", region_name=settings.bucket_region or settings.region,
-                                  endpoint_url=settings.endpoint_url, config=CONFIG) as client:
+        async with contextlib.AsyncExitStack() as clients:
+            self.client = await clients.enter_async_context(session.client(
+                "s3", region_name=settings.bucket_region or settings.region, endpoint_url=settings.endpoint_url,
+                config=CONFIG))
+            if settings.cdn_distribution_id:
+                self.cloudfront = await clients.enter_async_context(session.client(
+                    "cloudfront", region_name="us-east-1", endpoint_url=settings.endpoint_url, config=CONFIG))
             # After signing, so presigned URLs and forms never depend on it (S3 ignores unsigned headers).
-            client.meta.events.register("before-send.s3", pass_trace_on)
-            self.client = client
+            self.client.meta.events.register("before-send.s3", pass_trace_on)
             yield
-            self.client = None
+            if self._invalidations:  # let those in flight finish, within their own bound
+                await asyncio.wait(self._invalidations, timeout=INVALIDATION_SECONDS)
+            self.client = self.cloudfront = None
 
     async def presign_upload(self, key: str, content_type: str, max_size: int, expires: int) -> tuple[str, dict]:
         fields = {"Content-Type": content_type, "x-amz-server-side-encryption": ENCRYPTION, "tagging": PENDING_TAG}
@@ -98,6 +123,42 @@ class S3Store:
 
     async def delete(self, key: str) -> None:
         await self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    async def delete_owner(self, owner: str) -> dict[str, int]:
+        """Every object under the owner's prefixes, orphans too. In a versioned bucket this leaves
+        delete markers; the bucket's lifecycle rule expires the noncurrent versions (docs/infra.md)."""
+        removed, avatars = 0, []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for prefix in owner_prefixes(owner):
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix,
+                                                 PaginationConfig={"PageSize": DELETE_MAX_KEYS}):
+                keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if not keys:
+                    continue
+                answer = await self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
+                if answer.get("Errors"):
+                    errors = answer["Errors"]
+                    raise RuntimeError(f"{len(errors)} objects not deleted: {errors[0].get('Code')}")
+                removed += len(keys)
+                avatars += [item["Key"] for item in keys if item["Key"].startswith(PREFIXES["avatar"] + "/")]
+        if avatars and self.cloudfront is not None:
+            task = asyncio.ensure_future(self._invalidate(avatars))  # best effort: the answer does not wait
+            self._invalidations.add(task)
+            task.add_done_callback(self._invalidations.discard)
+        return {"media objects": removed}
+
+    async def _invalidate(self, keys: list[str]) -> None:
+        """The deleted avatars' public paths, dropped from CloudFront's caches (else they are served
+        until the cache policy's TTL runs out). A failure is logged, never raised."""
+        try:
+            async with asyncio.timeout(INVALIDATION_SECONDS):
+                for paths in invalidation_batches(keys):
+                    await self.cloudfront.create_invalidation(
+                        DistributionId=self.settings.cdn_distribution_id,
+                        InvalidationBatch={"Paths": {"Quantity": len(paths), "Items": paths},
+                                           "CallerReference": secrets.token_hex(16)})
+        except Exception as exc:
+            log.warning("CloudFront invalidation of %d deleted avatars failed: %r", len(keys), exc)
 
     async def probe(self) -> dict:
         await self.client.head_bucket(Bucket=self.bucket)

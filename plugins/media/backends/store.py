@@ -8,11 +8,14 @@ Every store (S3 in `s3.py`, the embedded one in `local.py`) offers the same oper
     await store.download_url(key, expires) -> a URL that works until `expires` (epoch seconds)
     await store.public_url(key)            -> a URL for an avatar that does not expire
     await store.delete(key)                -> gone (no error if it already was)
+    await store.delete_owner(owner)        -> every object under the owner's prefixes gone (an account
+                                              deletion's hook): {"media objects": how many}
     await store.probe()                    -> readiness details; raises when unusable
     store.context                          -> the cleanup context that opens and closes it
 
-URLs may be relative to the gateway (the local store's are); handlers resolve them against the
-request. The server chooses every key, `{prefix}/{owner}/{media id}.{extension}`: avatars under
+URLs are absolute: the local store's start with MEDIA_LOCAL_PUBLIC_URL (by default the gateway's
+listen address), never with the host a request names. The server chooses every key,
+`{prefix}/{owner}/{media id}.{extension}`: avatars under
 `avatars/` (a public path on the CDN, see docs/decisions/avatar-urls.md), everything else under
 `u/` (signed URLs only).
 """
@@ -55,3 +58,8 @@ def owner_segment(sub: str) -> str:
 def object_key(purpose: str, owner: str, media_id: str, content_type: str) -> str:
     prefix = PREFIXES.get(purpose, DEFAULT_PREFIX)
     return f"{prefix}/{owner_segment(owner)}/{media_id}.{EXTENSIONS[content_type]}"
+
+
+def owner_prefixes(owner: str) -> list[str]:
+    """Where an owner's objects are, whatever their purpose: `avatars/{owner}/`, `u/{owner}/`."""
+    return [f"{prefix}/{owner_segment(owner)}/" for prefix in (*PREFIXES.values(), DEFAULT_PREFIX)]
