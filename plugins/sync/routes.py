@@ -24,7 +24,7 @@ from plugins.sync.api import ChangeHook, DatasetChanged
 from plugins.sync.store import NAME_MAX, Conflict, Refused, Store, record
 
 log = logging.getLogger("gateway.sync")
-NAME = validate.Regexp(rf"[A-Za-z0-9_.:-]{{1,{NAME_MAX}}}",
+NAME = validate.Regexp(rf"[A-Za-z0-9_.:-]{{1,{NAME_MAX}}}\Z",
                        error=f"1 to {NAME_MAX} of the characters A-Z a-z 0-9 _ . : -")
 
 
