@@ -8,7 +8,11 @@ import asyncio
 import pymysql
 import pytest
 
+from gateway import settings
 from plugins.sync.api import DatasetChanged
+from plugins.sync.routes import NAME
+from plugins.sync.settings import SyncSettings
+from plugins.sync.store import NAME_MAX
 
 
 async def push(client, headers, changes, dataset="game"):
@@ -241,3 +245,16 @@ async def test_deadlocked_pushes_are_retried_a_bounded_number_of_times(start_ins
     if status == 503:
         assert response.headers["Retry-After"] == "1"
         assert (await pull(two.client, device[1]))[0] == 404
+
+
+def test_default_limits_are_cognito_syncs():
+    """Cognito Sync API Reference, "Welcome" (https://docs.aws.amazon.com/cognitosync/latest/APIReference/Welcome.html):
+    a dataset stores up to 1 MB of key-value pairs, up to 20 datasets per identity; "Dataset"
+    (https://docs.aws.amazon.com/cognitosync/latest/APIReference/API_Dataset.html): names of 1 to 128
+    of `[a-zA-Z0-9_.:-]`; "RecordPatch"
+    (https://docs.aws.amazon.com/cognitosync/latest/APIReference/API_RecordPatch.html): keys of 1 to
+    1024 characters."""
+    defaults = settings.load(SyncSettings, {})
+    assert (defaults.max_datasets, defaults.max_dataset_bytes, defaults.max_key_length) == (20, 1024 * 1024, 1024)
+    assert defaults.max_records == 1024
+    assert NAME_MAX == 128 and NAME("a.Z_0:-" * 18 + "ab") and len("a.Z_0:-" * 18 + "ab") == 128
