@@ -93,9 +93,9 @@ async def prepare_profiles(base: str, tokens: list[str]) -> None:
         await asyncio.gather(*(first(token) for token in tokens))
 
 
-async def prepare_datasets(base: str, tokens: list[str], etag_file: Path) -> None:
+async def prepare_datasets(base: str, tokens: list[str]) -> list[str]:
     """Each user syncs one dataset (409: it did in the previous worker count's run), then lists them:
-    the ETags a device polling "anything new?" sends."""
+    the ETags a device polling "anything new?" sends, in the order of `tokens`."""
     async with aiohttp.ClientSession() as session:
         etags = []
         for token in tokens:
@@ -106,7 +106,7 @@ async def prepare_datasets(base: str, tokens: list[str], etag_file: Path) -> Non
             async with session.get(f"{base}/v1/datasets", headers=headers) as response:
                 assert response.status == 200, await response.text()
                 etags.append(response.headers["ETag"])
-    etag_file.write_text("\n".join(etags) + "\n")
+    return etags
 
 
 def flush_cache(address: str) -> None:
@@ -208,7 +208,7 @@ def run_workers(workers: int, env: dict, cache_address: str, tokens, token_file,
         gateway_pid = servers[-1].pid
         asyncio.run(prepare_profiles(gateway, tokens))
         etag_file = workdir / "etags.txt"
-        asyncio.run(prepare_datasets(gateway, hot_file.read_text().split(), etag_file))
+        etag_file.write_text("\n".join(asyncio.run(prepare_datasets(gateway, hot_file.read_text().split()))) + "\n")
         return measure_scenarios([
             # The floor gets the cache-hit scenario's tokens.
             (FLOOR, f"{floor}/", {"tokens": hot_file}),

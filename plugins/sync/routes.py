@@ -47,7 +47,8 @@ class RecordSchema(Schema):
     key = fields.Str(required=True)
     value = fields.Str(required=True, allow_none=True, metadata={"description": "null in a tombstone"})
     sync_count = fields.Int(required=True)
-    last_modified = fields.Str(required=True)
+    last_modified = fields.Str(required=True, allow_none=True, metadata={"description": "null in a 409 for a key the "
+                                                                                      "server never had"})
     deleted = fields.Bool(required=True)
 
 

@@ -50,6 +50,11 @@ class Conflict(Exception):
     records: list[Row] = field(default_factory=list)
 
 
+def absent(key: str) -> Row:
+    """The server's side of a key it never had: nothing, at sync count 0."""
+    return {"record_key": key, "value": None, "sync_count": 0, "last_modified": None, "deleted": 1}
+
+
 def record(row: Row) -> dict:
     return {"key": row["record_key"], "value": row["value"], "sync_count": row["sync_count"],
             "last_modified": row["last_modified"], "deleted": bool(row["deleted"])}
@@ -121,7 +126,7 @@ class Store:
         current = {row["key_hash"]: row for row in await tx.fetch_all(
             f"SELECT * FROM sync_records WHERE owner = ? AND dataset = ? AND key_hash IN ({marks}){for_update}",
             (owner, name, *hashes))}
-        stale = [current[h] for h, change in zip(hashes, changes)
+        stale = [current.get(h) or absent(change["key"]) for h, change in zip(hashes, changes)
                  if (current[h]["sync_count"] if h in current else 0) != change["sync_count"]]
         if stale:
             raise Conflict(stale)

@@ -258,3 +258,15 @@ def test_default_limits_are_cognito_syncs():
     assert (defaults.max_datasets, defaults.max_dataset_bytes, defaults.max_key_length) == (20, 1024 * 1024, 1024)
     assert defaults.max_records == 1024
     assert NAME_MAX == 128 and NAME("a.Z_0:-" * 18 + "ab") and len("a.Z_0:-" * 18 + "ab") == 128
+
+
+async def test_a_change_from_a_count_the_server_never_had_is_a_conflict(instances, device):
+    """A device claiming to have seen sync count 1 of a key the server never had (found by
+    schemathesis: it was a 500): 409, the server's side being "no such record" at count 0."""
+    (one, _), (_, headers) = instances, device
+    await push(one.client, headers, [change("a", "1")])
+    status, body = await push(one.client, headers, [change("a", "2", 1), change("never", "x", 1)])
+    assert status == 409
+    assert body["records"] == [{"key": "never", "value": None, "sync_count": 0, "last_modified": None,
+                                "deleted": True}]
+    assert (await push(one.client, headers, [change("a", "2", 1), change("never", "x", 0)]))[0] == 200
