@@ -50,8 +50,9 @@ def test_the_user_pool_is_a_provider_by_its_provider_name_and_app_client():
 def test_twitter_is_a_login_provider_in_the_documented_form_and_limits():
     """CreateIdentityPool (https://docs.aws.amazon.com/cognitoidentity/latest/APIReference/API_CreateIdentityPool.html):
     Twitter's SupportedLoginProviders key is `api.twitter.com`; its value, the consumer key and
-    secret joined by `;` (the CDK's IdentityPoolTwitterLoginProvider,
-    https://docs.aws.amazon.com/cdk/api/v2/docs/aws-cdk-lib.aws_cognito_identitypool.IdentityPoolTwitterLoginProvider.html),
+    secret joined by `;` ("Default provider mappings",
+    https://docs.aws.amazon.com/cognito/latest/developerguide/provider-mappings.html: "app ID; app
+    Secret"; the CDK's IdentityPoolTwitterLoginProvider does the same),
     is an IdentityProviderId: 1 to 128 characters of `[\\w.;_/-]`. The secret never echoes."""
     t = identity()
     providers = pool()["SupportedLoginProviders"]["Fn::If"]
