@@ -25,7 +25,7 @@ setup(
         "test": [
             "pytest>=8",
             "pytest-aiohttp>=1.1",
-            "moto[server,s3,cognitoidp]>=5.0.20",
+            "moto[server,s3,cognitoidp,cognitoidentity]>=5.0.20",
             "cfn-lint==1.58.0",
             "pyyaml",
             "python-hcl2>=8",

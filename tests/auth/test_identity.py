@@ -10,15 +10,17 @@ import time
 import uuid
 
 import boto3
+import jwt
 import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway import settings
 from plugins.auth.identity import IDENTITY_ISSUER
-from plugins.auth.issuer import LocalIssuer
+from plugins.auth.issuer import IDENTITY_POOL as IDENTITY_POOL_LOCAL, LocalIssuer
 from plugins.auth.settings import AuthSettings
 from tests.auth.helpers import CLIENT, POOL, REGION, JwksServer, bearer, claims, jwk, sign
+from tests.auth.test_local import gateway
 
 IDENTITY_POOL = f"{REGION}:7c1d2e3f-0000-4000-8000-000000000abc"
 IDENTITY_ID = f"{REGION}:0a1b2c3d-0000-4000-8000-00000000f00d"
@@ -219,3 +221,16 @@ def test_bad_identity_settings(env, variable):
 def test_an_identity_pool_alone_is_enough_for_production():
     loaded = settings.load(AuthSettings, {"GATEWAY_ENV": "production", "AUTH_IDENTITY_POOL_ID": IDENTITY_POOL})
     assert loaded.identity_pool_id == IDENTITY_POOL and loaded.user_pool_id is None
+
+
+def test_the_token_command_mints_identity_tokens(tmp_path):
+    env = {"GATEWAY_ENV": "development", "GATEWAY_DATA_DIR": str(tmp_path), "GATEWAY_PLUGINS": "health,auth"}
+    identity = f"local:{uuid.uuid4()}"
+    done = gateway("token", "--kind", "identity", "--sub", identity, "--providers", "api.twitter.com", "--ttl", "600",
+                   env=env)
+    assert done.returncode == 0, done.stderr
+    claims = jwt.decode(done.stdout.strip(), options={"verify_signature": False})
+    assert (claims["iss"], claims["sub"], claims["aud"]) == ("gateway-local-identity", identity, IDENTITY_POOL_LOCAL)
+    assert claims["amr"] == ["authenticated", "api.twitter.com"] and claims["exp"] - claims["iat"] == 600
+    refused = gateway("token", "--kind", "identity", "--sub", "alice", env=env)
+    assert refused.returncode == 2 and "identity id" in refused.stderr

@@ -4,11 +4,13 @@ the change event and account deletion."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pymysql
 import pytest
 
 from gateway import settings
+from plugins.auth.issuer import LocalIssuer
 from plugins.sync.api import DatasetChanged
 from plugins.sync.routes import NAME
 from plugins.sync.settings import SyncSettings
@@ -270,3 +272,19 @@ async def test_a_change_from_a_count_the_server_never_had_is_a_conflict(instance
     assert body["records"] == [{"key": "never", "value": None, "sync_count": 0, "last_modified": None,
                                 "deleted": True}]
     assert (await push(one.client, headers, [change("a", "2", 1), change("never", "x", 0)]))[0] == 200
+
+
+async def test_the_embedded_defaults_sync_too(make_client, base_env):
+    """`make run`'s SQLite and in-process cache: the same API, conflicts and 304s included."""
+    client = await make_client({"GATEWAY_PLUGINS": "health,auth,data,profiles,sync"})
+    issuer = LocalIssuer(f"{base_env['GATEWAY_DATA_DIR']}/dev-signing-key.pem")
+    headers = {"Authorization": f"Bearer {issuer.mint_identity(f'local:{uuid.uuid4()}')}"}
+    assert (await push(client, headers, [change("k", "v")]))[0] == 200
+    status, body = await push(client, headers, [change("k", "w")])
+    assert status == 409 and body["records"][0]["value"] == "v"
+    assert (await push(client, headers, [change("k", "w", 1), change("j", None)]))[0] == 200
+    status, body = await pull(client, headers, since=1)
+    assert sorted((r["key"], r["value"], r["deleted"]) for r in body["records"]) == [("j", None, True), ("k", "w", False)]
+    listed = await client.get("/v1/datasets", headers=headers)
+    again = await client.get("/v1/datasets", headers={**headers, "If-None-Match": listed.headers["ETag"]})
+    assert again.status == 304
