@@ -9,6 +9,7 @@ import uuid
 import pymysql
 import pytest
 
+from devsupport.servers import free_port
 from gateway import settings
 from plugins.auth.issuer import LocalIssuer
 from plugins.sync.api import DatasetChanged
@@ -288,3 +289,16 @@ async def test_the_embedded_defaults_sync_too(make_client, base_env):
     listed = await client.get("/v1/datasets", headers=headers)
     again = await client.get("/v1/datasets", headers={**headers, "If-None-Match": listed.headers["ETag"]})
     assert again.status == 304
+
+
+async def test_sync_serves_while_memcached_is_down(start_instances, device):
+    """The cache is an optimisation: with no memcached answering, pushes, pulls and the dataset
+    list (and its 304) still work, from the database."""
+    one, two = await start_instances(CACHE_URL=f"memcached://127.0.0.1:{free_port()}")
+    headers = device[1]
+    assert (await push(one.client, headers, [change("k", "v")]))[0] == 200
+    listed = await two.client.get("/v1/datasets", headers=headers)
+    assert listed.status == 200 and [d["name"] for d in (await listed.json())["datasets"]] == ["game"]
+    again = await one.client.get("/v1/datasets", headers={**headers, "If-None-Match": listed.headers["ETag"]})
+    assert again.status == 304
+    assert (await pull(two.client, headers))[1]["records"][0]["value"] == "v"
