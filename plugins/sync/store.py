@@ -174,7 +174,9 @@ class Store:
         return bool(deleted)
 
     async def delete_owner(self, tx: Executor, owner: str) -> list[str]:
-        """Everything of a caller's, in the caller's (account-deleting) transaction: the dataset names."""
+        """Everything of a caller's, in the caller's (account-deleting) transaction: the dataset names.
+        The caller's row is locked first, as a push does, so the two never deadlock."""
+        await self.owners.repository.lock(tx, owner)
         names = [row["name"] for row in await tx.fetch_all("SELECT name FROM sync_datasets WHERE owner = ?", (owner,))]
         await tx.execute("DELETE FROM sync_records WHERE owner = ?", (owner,))
         await tx.execute("DELETE FROM sync_datasets WHERE owner = ?", (owner,))
