@@ -25,7 +25,7 @@ setup(
         "test": [
             "pytest>=8",
             "pytest-aiohttp>=1.1",
-            "moto[server,s3,cognitoidp,secretsmanager]>=5.0.20",
+            "moto[server,s3,cognitoidp,cognitoidentity,secretsmanager]>=5.0.20",
             "cfn-lint==1.58.0",
             "pyyaml",
             "python-hcl2>=8",
@@ -42,6 +42,7 @@ setup(
             "data = plugins.data:plugin",
             "profiles = plugins.profiles:plugin",
             "media = plugins.media:plugin",
+            "sync = plugins.sync:plugin",
         ],
     },
 )

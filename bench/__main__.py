@@ -45,6 +45,7 @@ PROFILE = os.environ.get("BENCH_PROFILE", "") == "1"
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 FLOOR = "floor: bare + one memcached get"
 HIT = "GET /v1/me cache hit"
+POLL = "GET /v1/datasets no change (If-None-Match, 304)"
 
 
 def mysql(sql: str) -> list:
@@ -92,6 +93,22 @@ async def prepare_profiles(base: str, tokens: list[str]) -> None:
         await asyncio.gather(*(first(token) for token in tokens))
 
 
+async def prepare_datasets(base: str, tokens: list[str]) -> list[str]:
+    """Each user syncs one dataset (409: it did in the previous worker count's run), then lists them:
+    the ETags a device polling "anything new?" sends, in the order of `tokens`."""
+    async with aiohttp.ClientSession() as session:
+        etags = []
+        for token in tokens:
+            headers = {"Authorization": f"Bearer {token}"}
+            async with session.patch(f"{base}/v1/datasets/settings/records", headers=headers,
+                                     json={"changes": [{"key": "theme", "value": "dark", "sync_count": 0}]}) as response:
+                assert response.status in (200, 409), await response.text()
+            async with session.get(f"{base}/v1/datasets", headers=headers) as response:
+                assert response.status == 200, await response.text()
+                etags.append(response.headers["ETag"])
+    return etags
+
+
 def flush_cache(address: str) -> None:
     import socket
 
@@ -118,7 +135,7 @@ def prepare(workdir: Path, cache_address: str, users: int) -> tuple[dict, list[s
         **os.environ,
         "GATEWAY_ENV": "test",
         "GATEWAY_DATA_DIR": str(workdir / "var"),
-        "GATEWAY_PLUGINS": "health,auth,data,profiles,media,bench",
+        "GATEWAY_PLUGINS": "health,auth,data,profiles,media,sync,bench",
         "DATABASE_URL": f"mysql://root@127.0.0.1:3306/{DATABASE}",
         "CACHE_URL": f"memcached://{cache_address}",
         "GATEWAY_LOG_LEVEL": "WARNING",
@@ -190,12 +207,15 @@ def run_workers(workers: int, env: dict, cache_address: str, tokens, token_file,
         gateway = serve(["-c", "python:gateway.gunicorn_conf", "gateway.app:create_app()"])
         gateway_pid = servers[-1].pid
         asyncio.run(prepare_profiles(gateway, tokens))
+        etag_file = workdir / "etags.txt"
+        etag_file.write_text("\n".join(asyncio.run(prepare_datasets(gateway, hot_file.read_text().split()))) + "\n")
         return measure_scenarios([
             # The floor gets the cache-hit scenario's tokens.
             (FLOOR, f"{floor}/", {"tokens": hot_file}),
             ("core: open no-op", f"{gateway}/bench/open", {}),
             ("auth: protected no-op", f"{gateway}/bench/protected", {"tokens": hot_file}),
             (HIT, f"{gateway}/v1/me", {"tokens": hot_file}),
+            (POLL, f"{gateway}/v1/datasets", {"tokens": hot_file, "etags": etag_file}),
             # Cold: the cache flushed first, every user's first read a miss (one round, or it warms).
             # Warm: the same mix again.
             ("GET /v1/me Zipf mix, cold", f"{gateway}/v1/me", {"tokens": token_file, "order": order_file,
@@ -266,6 +286,9 @@ def render(results: dict) -> str:
     for workers, run in results["runs"].items():
         if HIT in run:
             lines.append(f"{workers} worker(s): the cache hit is {run[HIT]['ratio'] / run[FLOOR]['ratio']:.2f} of the floor.")
+        if HIT in run and POLL in run:
+            lines.append(f"{workers} worker(s): the no-change dataset poll is {run[POLL]['ratio'] / run[HIT]['ratio']:.2f} "
+                         "of the cache-hit read.")
     one, two = results["runs"].get("1"), results["runs"].get("2")
     if one and two and HIT in one and HIT in two:
         lines.append(f"Scaling 1 -> 2 workers: baseline x{two['baseline']['rps'] / one['baseline']['rps']:.2f}, "

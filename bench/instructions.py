@@ -23,7 +23,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.__main__ import FLOOR, HIT, ONLY, RESULTS, ROOT, prepare
+from bench.__main__ import FLOOR, HIT, ONLY, POLL, RESULTS, ROOT, prepare, prepare_datasets
 from bench.baseline import HOT_USERS
 from devsupport.servers import free_port, memcached, wait_for_port
 
@@ -37,6 +37,7 @@ SCENARIOS = [  # name, application, path, whether requests carry a bearer token
     ("core: open no-op", "gateway.app:create_app", "/bench/open", False),
     ("auth: protected no-op", "gateway.app:create_app", "/bench/protected", True),
     (HIT, "gateway.app:create_app", "/v1/me", True),
+    (POLL, "gateway.app:create_app", "/v1/datasets", True),  # each token with its ETag: 304s
 ]
 
 
@@ -53,20 +54,25 @@ def serve(application: str, port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 
-async def send(url: str, count: int, tokens: list[str], connections: int = CONNECTIONS) -> None:
+async def send(url: str, count: int, tokens: list[str], connections: int = CONNECTIONS,
+               etags: list[str] | None = None) -> None:
+    """`count` GETs cycling over `tokens`; with `etags` (one per token), each sends its If-None-Match
+    and must be answered 304."""
     queue = iter(range(count))
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as session:
         async def client() -> None:
             for n in queue:
                 headers = {"Authorization": f"Bearer {tokens[n % len(tokens)]}"} if tokens else {}
+                if etags:
+                    headers["If-None-Match"] = etags[n % len(etags)]
                 async with session.get(url, headers=headers) as response:
                     await response.read()
-                    assert response.status == 200, (url, response.status)
+                    assert response.status == (304 if etags else 200), (url, response.status)
 
         await asyncio.gather(*(client() for _ in range(connections)))
 
 
-def count(application: str, path: str, tokens: list[str], env: dict, output: Path) -> int:
+def count(application: str, path: str, tokens: list[str], env: dict, output: Path, poll: bool = False) -> int:
     port = free_port()
     server = subprocess.Popen(
         ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={output}",
@@ -76,9 +82,10 @@ def count(application: str, path: str, tokens: list[str], env: dict, output: Pat
         wait_for_port(port, server, timeout=300)
         url = f"http://127.0.0.1:{port}{path}"
         asyncio.run(send(url, len(tokens) or 1, tokens, connections=1))  # each user's first read, one by one
-        asyncio.run(send(url, WARM_UP, tokens))
+        etags = asyncio.run(prepare_datasets(f"http://127.0.0.1:{port}", tokens)) if poll else None
+        asyncio.run(send(url, WARM_UP, tokens, etags=etags))
         subprocess.run(["callgrind_control", "--instr=on", str(server.pid)], check=True, capture_output=True)
-        asyncio.run(send(url, REQUESTS, tokens))
+        asyncio.run(send(url, REQUESTS, tokens, etags=etags))
         subprocess.run(["callgrind_control", "--instr=off", str(server.pid)], check=True, capture_output=True)
         subprocess.run(["callgrind_control", "--dump", str(server.pid)], check=True, capture_output=True)
     finally:
@@ -100,7 +107,7 @@ def main() -> int:
                 continue
             slug = re.sub(r"\W+", "_", name)
             counts[name] = count(application, path, tokens if with_tokens else [], env,
-                                 workdir / f"callgrind-{slug}.out") / REQUESTS
+                                 workdir / f"callgrind-{slug}.out", poll=name == POLL) / REQUESTS
     finally:
         cache.stop()
     RESULTS.mkdir(exist_ok=True)
@@ -108,6 +115,8 @@ def main() -> int:
     print("| scenario | instructions per request | ratio to bare |\n| --- | --- | --- |")
     for name, instructions in counts.items():
         print(f"| {name} | {instructions:,.0f} | {counts['baseline'] / instructions:.3f} |")
+    if HIT in counts and POLL in counts:
+        print(f"\nThe no-change dataset poll is {counts[HIT] / counts[POLL]:.3f} of the cache-hit read.")
     return 0
 
 

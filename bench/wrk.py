@@ -10,11 +10,14 @@ from pathlib import Path
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
 LUA = """
-local tokens, order = {}, {}
+local tokens, order, etags = {}, {}, {}
 local i = 0
 local method, path, body = %(method)s, %(path)s, %(body)s
 init = function(args)
   for line in io.lines(%(tokens)s) do tokens[#tokens + 1] = line end
+  if %(etags)s ~= "" then
+    for line in io.lines(%(etags)s) do etags[#etags + 1] = line end
+  end
   if %(order)s ~= "" then
     for line in io.lines(%(order)s) do order[#order + 1] = tonumber(line) end
   end
@@ -26,6 +29,7 @@ request = function()
   if #tokens > 0 then
     local n = #order > 0 and order[(i %% #order) + 1] or (i %% #tokens) + 1
     headers["Authorization"] = "Bearer " .. tokens[n]
+    if #etags > 0 then headers["If-None-Match"] = etags[n] end
   end
   return wrk.format(method, path, headers, body)
 end
@@ -42,12 +46,14 @@ def milliseconds(text: str) -> float:
 
 def run(url: str, *, seconds: int, connections: int, workdir: Path, name: str, method: str = "GET",
         body: dict | None = None, tokens: Path | None = None, order: Path | None = None,
-        cpus: str | None = None) -> dict:
+        etags: Path | None = None, cpus: str | None = None) -> dict:
+    """`etags`, a file of one ETag per line of `tokens`: each request sends its token's as If-None-Match."""
     script = workdir / f"{name}.lua"
     script.write_text(LUA % {
         "method": json.dumps(method), "path": json.dumps("/" + url.split("/", 3)[3]),
         "body": json.dumps(json.dumps(body)) if body is not None else "nil",
         "tokens": json.dumps(str(tokens or workdir / "no-tokens")), "order": json.dumps(str(order or "")),
+        "etags": json.dumps(str(etags or "")),
     })
     (workdir / "no-tokens").touch()
     argv = [shutil.which("wrk"), "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url]

@@ -1,4 +1,5 @@
-"""The local issuer: development tokens shaped like Cognito access tokens, signed with a key on disk.
+"""The local issuer: development tokens shaped like Cognito access tokens or like an identity pool's
+OpenID tokens (`mint_identity`), signed with a key on disk.
 
 The RSA key is created on first start at `AUTH_LOCAL_KEY_FILE` (mode 0600). Workers starting
 together may race to create it: each writes a private temporary file and hard-links it into place,
@@ -21,6 +22,8 @@ from gateway.files import create_once
 
 ISSUER = "gateway-local"
 CLIENT_ID = "local-dev"
+IDENTITY_ISSUER = "gateway-local-identity"
+IDENTITY_POOL = "local:00000000-0000-0000-0000-000000000000"
 
 
 def load_or_create_key(path: str) -> rsa.RSAPrivateKey:
@@ -75,4 +78,12 @@ class LocalIssuer:
             claims["cognito:groups"] = list(groups)
         if scopes:
             claims["scope"] = " ".join(scopes)
+        return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.kid})
+
+    def mint_identity(self, identity_id: str, providers=(), ttl: int = 600) -> str:
+        """An identity pool's OpenID token for `identity_id`, as GetOpenIdToken gives one after a sign-in
+        with `providers` (their names join `authenticated` in `amr`)."""
+        now = int(time.time())
+        claims = {"iss": IDENTITY_ISSUER, "sub": identity_id, "aud": IDENTITY_POOL,
+                  "amr": ["authenticated", *providers], "iat": now, "exp": now + ttl}
         return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.kid})

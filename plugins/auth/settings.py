@@ -1,4 +1,5 @@
-"""Auth plugin settings: Cognito mode when the user pool is configured, the local issuer otherwise."""
+"""Auth plugin settings: Cognito mode when a user pool or an identity pool is configured, the local
+issuer otherwise; AUTH_ACCEPT says which token kinds are taken (`accepted()`)."""
 from __future__ import annotations
 
 from marshmallow import ValidationError, fields, validate, validates_schema
@@ -11,6 +12,18 @@ COGNITO = {
     "user_pool_id": "AUTH_COGNITO_USER_POOL_ID",
     "client_ids": "AUTH_COGNITO_CLIENT_IDS",
 }
+
+
+KINDS = ("user-pool", "identity", "both")
+
+
+def accepted(settings) -> tuple[bool, bool]:
+    """(user-pool tokens, identity-pool tokens) taken. AUTH_ACCEPT's default: identity tokens alone
+    once an identity pool is configured (the caller's id is then the identity id), else user-pool
+    tokens; the local issuer takes both."""
+    accept = settings.accept or ("both" if not (settings.user_pool_id or settings.identity_pool_id)
+                                 else "identity" if settings.identity_pool_id else "user-pool")
+    return accept != "identity", accept != "user-pool"
 
 
 class AuthSettings(SettingsSchema):
@@ -28,6 +41,11 @@ class AuthSettings(SettingsSchema):
     jwks_parameter = fields.Str(data_key="AUTH_JWKS_PARAMETER", load_default=None)
     local_key_file = fields.Str(data_key="AUTH_LOCAL_KEY_FILE", load_default=None)
     leeway_seconds = fields.Int(data_key="AUTH_LEEWAY_SECONDS", load_default=0, validate=validate.Range(0, 60))
+    identity_pool_id = fields.Str(data_key="AUTH_IDENTITY_POOL_ID", load_default=None,
+                                  validate=validate.Regexp(r"^[a-z]{2}(-[a-z]+)+-\d:[0-9a-f-]{36}$",
+                                                           error="not an identity pool id (REGION:GUID)"))
+    identity_jwks_url = fields.Str(data_key="AUTH_IDENTITY_JWKS_URL", load_default=None)
+    accept = fields.Str(data_key="AUTH_ACCEPT", load_default=None, validate=validate.OneOf(KINDS))
 
     @validates_schema
     def consistent(self, data: dict, **_: object) -> None:
@@ -39,10 +57,22 @@ class AuthSettings(SettingsSchema):
                             "local issuer)"] for variable in missing}
             )
         production = data["environment"] == "production"
+        identity = data.get("identity_pool_id")
+        accept = data.get("accept")
+        if (configured or identity) and accept:
+            if accept != "identity" and not configured:
+                raise ValidationError(f"{accept} needs a user pool (AUTH_COGNITO_*)", "AUTH_ACCEPT")
+            if accept != "user-pool" and not identity:
+                raise ValidationError(f"{accept} needs AUTH_IDENTITY_POOL_ID", "AUTH_ACCEPT")
+        if data.get("identity_jwks_url"):
+            if not identity:
+                raise ValidationError("only used with AUTH_IDENTITY_POOL_ID", "AUTH_IDENTITY_JWKS_URL")
+            check_jwks_url(data["identity_jwks_url"], production, "AUTH_IDENTITY_JWKS_URL")
         if not configured:
-            if production:
-                raise ValidationError({variable: ["required under GATEWAY_ENV=production: the local token issuer "
-                                                  "is for development only"] for variable in COGNITO.values()})
+            if production and not identity:
+                raise ValidationError({variable: ["required under GATEWAY_ENV=production (or AUTH_IDENTITY_POOL_ID "
+                                                  "alone): the local token issuer is for development only"]
+                                       for variable in COGNITO.values()})
             if data.get("jwks_url"):
                 raise ValidationError("only used with Cognito (AUTH_COGNITO_*)", "AUTH_JWKS_URL")
             return
@@ -53,13 +83,12 @@ class AuthSettings(SettingsSchema):
             check_jwks_url(data["jwks_url"], production)
 
 
-def check_jwks_url(value: str, production: bool) -> None:
+def check_jwks_url(value: str, production: bool, variable: str = "AUTH_JWKS_URL") -> None:
     try:
         url = URL(value)
     except ValueError:
-        raise ValidationError("not a URL", "AUTH_JWKS_URL") from None
+        raise ValidationError("not a URL", variable) from None
     if url.scheme not in ("http", "https") or not url.host:
-        raise ValidationError("not an http(s) URL", "AUTH_JWKS_URL")
+        raise ValidationError("not an http(s) URL", variable)
     if production and not (url.scheme == "https" and url.host.endswith(".amazonaws.com")):
-        raise ValidationError("under GATEWAY_ENV=production only an https URL on an amazonaws.com host",
-                              "AUTH_JWKS_URL")
+        raise ValidationError("under GATEWAY_ENV=production only an https URL on an amazonaws.com host", variable)

@@ -15,7 +15,7 @@ from jwt.algorithms import RSAAlgorithm
 
 from gateway.identifiers import exact
 from plugins.auth.jwks import KeySet
-from plugins.auth.jwt import TokenError, parse
+from plugins.auth.jwt import Jwt, TokenError, parse
 from plugins.auth.api import Principal
 
 RS256 = RSAAlgorithm(RSAAlgorithm.SHA256)
@@ -32,6 +32,12 @@ class Verifier:
         self.leeway = leeway
         self.cache_size = cache_size
         self._cache: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+        self._issuers: dict[str, Verifier] = {issuer: self}
+
+    def also(self, other: "Verifier") -> None:
+        """Accept `other`'s tokens too (another issuer, with its own keys and claim rules): each token
+        goes to the verifier of its `iss` before any key lookup or crypto, and shares this cache."""
+        self._issuers[other.issuer] = other
 
     def known(self, token: str) -> Principal | None:
         """The principal of a token verified before and not yet expired; no coroutine on this path."""
@@ -58,6 +64,12 @@ class Verifier:
         jwt = parse(token)
         if not exact(jwt.payload["sub"]):  # trailing spaces, too long, not Unicode: it would not compare exactly
             raise TokenError("The token's subject is not one this service accepts.")
+        verifier = self._issuers.get(jwt.payload.get("iss"))
+        if verifier is None:
+            raise TokenError(NOT_FOR_US)
+        return await verifier._check(jwt)
+
+    async def _check(self, jwt: Jwt) -> Principal:
         client_id = self.check_claims(jwt.payload)
         kid = jwt.header["kid"]
         key = self.keys.get(kid) or await self.keys.fetch_for(kid)
@@ -65,15 +77,21 @@ class Verifier:
             raise TokenError("The token's signing key is unknown.")
         if not RS256.verify(jwt.signing_input, key, jwt.signature):
             raise TokenError("The token's signature is invalid.")
-        return Principal.from_claims(jwt.payload, client_id)
+        return self.principal(jwt.payload, client_id)
 
-    def check_claims(self, claims: dict[str, Any]) -> str:
-        """Time, issuer, token use and audience; returns the client id the token was issued to."""
+    def principal(self, claims: dict[str, Any], client_id: str) -> Principal:
+        return Principal.from_claims(claims, client_id)
+
+    def check_time(self, claims: dict[str, Any]) -> None:
         now = time()
         if now >= claims["exp"] + self.leeway:
             raise TokenError("The token has expired.")
         if "nbf" in claims and now + self.leeway < claims["nbf"]:
             raise TokenError("The token is not valid yet.")
+
+    def check_claims(self, claims: dict[str, Any]) -> str:
+        """Time, issuer, token use and audience; returns the client id the token was issued to."""
+        self.check_time(claims)
         if claims.get("iss") != self.issuer:
             raise TokenError(NOT_FOR_US)
         token_use = claims.get("token_use")

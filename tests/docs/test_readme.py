@@ -31,6 +31,7 @@ EXPECTED = {
     "make run &": ['{"status":"ok"', '"display_name":"Alice"', '"locale":"en-SG"', "stoppedtheserver"],
     "API=http": ["204", '"status":"ready"', '"avatar":{"media_id"'],
     "DOMAIN_NAME=": ["deployap-southeast-1gateway-prod-region", "TOTAL"],
+    "GATEWAY_PLUGINS=health,auth,data,profiles,media,sync": ['"key":"theme"', '"value":"dark"', "stoppedtheserver"],
 }
 
 
