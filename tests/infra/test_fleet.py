@@ -438,7 +438,7 @@ def test_metric_filters_keep_within_cloudwatch_logs_limits(templates):
 def test_access_filters_name_fields_of_the_apps_access_line(templates, capfd):
     """The filters read the line the app writes (gateway/accesslog.py), field by field."""
     log = AccessLog()
-    log.write(AccessLog.request_fields("GET", "/v1/items/{id}"), 503, 12.5, "r-1", None, "10.0.0.1")
+    log.write(AccessLog.request_fields("GET", "/v1/items/{id}"), 503, 12.5, "r-1", None, "10.0.0.1", None)
     line = json.loads(capfd.readouterr().out)
     for f in resources(templates["monitoring"], "AWS::Logs::MetricFilter").values():
         pattern = f["Properties"]["FilterPattern"]
