@@ -1,5 +1,7 @@
-"""Identifiers that compare exactly: a subject or a path id is used as a key only if every
-database compares it byte for byte with what is stored.
+"""Input read strictly: identifiers that compare exactly, and JSON objects without a name twice.
+
+A subject or a path id is used as a key only if every database compares it byte for byte with
+what is stored.
 
 MySQL's and MariaDB's `utf8mb4_bin` is a PAD SPACE collation (`'alice' = 'alice '`), key columns
 are VARCHAR(255), and utf8mb4 cannot hold a lone surrogate (which JSON's `\\ud800` escape makes).
@@ -23,3 +25,15 @@ def utf8(value: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+class DuplicateName(ValueError):
+    """A JSON object named a member twice (RFC 7515 4 and RFC 8259 4: refused, not "last one wins")."""
+
+
+def unique_names(pairs: list[tuple[str, object]]) -> dict:
+    """`json.loads(..., object_pairs_hook=unique_names)`: the object, or DuplicateName."""
+    names = dict(pairs)
+    if len(names) != len(pairs):
+        raise DuplicateName("duplicate member name")
+    return names

@@ -11,20 +11,9 @@ import json
 from aiohttp import web
 from marshmallow import ValidationError
 
-from gateway.identifiers import utf8
+from gateway.identifiers import DuplicateName, unique_names, utf8
 from gateway.plugin import Registry, RouteSpec, RouteWrapper
 from gateway.problems import Problem, ValidationProblem
-
-
-class DuplicateName(ValueError):
-    pass
-
-
-def unique_names(pairs: list[tuple[str, object]]) -> dict:
-    names = dict(pairs)
-    if len(names) != len(pairs):
-        raise DuplicateName
-    return names
 
 
 def storable(value: object) -> bool:

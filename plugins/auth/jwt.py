@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.identifiers import unique_names
+
 MAX_TOKEN_BYTES = 8192
 PART = re.compile(r"[A-Za-z0-9_-]+")
 KID = re.compile(r"[\x21-\x7e]{1,128}")  # printable ASCII: a kid is only ever a dict key, never a path or URL
@@ -62,13 +64,6 @@ def b64decode(part: str) -> bytes:
         return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
     except (binascii.Error, ValueError):
         raise TokenError("The token is malformed.") from None
-
-
-def unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    names = dict(pairs)
-    if len(names) != len(pairs):  # RFC 7515 4: duplicate names must be rejected
-        raise ValueError("duplicate member name")
-    return names
 
 
 def no_constants(name: str) -> None:
