@@ -186,7 +186,9 @@ def test_boot_path_waits_for_no_dependency_and_never_migrates():
 def test_migration_instance_runs_migrate_once_and_powers_off():
     migrate = unit("gateway-migrate.service")
     assert migrate["ConditionPathExists"] == ["/etc/gateway/migrate"]
-    assert migrate["ExecStart"] == ["/opt/gateway/venv/bin/python -m gateway migrate"]
+    # as the master user (the boot step's migration-instance environment), then the app's own user
+    assert migrate["ExecStart"] == ["/opt/gateway/venv/bin/python -m gateway migrate",
+                                    "/opt/gateway/venv/bin/python -m gateway app-user --secret ${DATABASE_APP_SECRET_ARN}"]
     assert migrate["EnvironmentFile"] == unit("gateway.service")["EnvironmentFile"]
     assert migrate["User"] == ["gateway"] and migrate["Type"] == ["oneshot"]
     assert migrate["SuccessAction"] == migrate["FailureAction"] == ["poweroff"]
@@ -438,7 +440,8 @@ def test_metric_filters_keep_within_cloudwatch_logs_limits(templates):
 def test_access_filters_name_fields_of_the_apps_access_line(templates, capfd):
     """The filters read the line the app writes (gateway/accesslog.py), field by field."""
     log = AccessLog()
-    log.write(AccessLog.request_fields("GET", "/v1/items/{id}"), 503, 12.5, "r-1", None, "10.0.0.1")
+    log.write(AccessLog.request_fields("GET", "/v1/items/{id}"), 503, 12.5, "r-1", None, "10.0.0.1",
+              "Root=1-5759e988-bd862e3fe1be46a994272793")
     line = json.loads(capfd.readouterr().out)
     for f in resources(templates["monitoring"], "AWS::Logs::MetricFilter").values():
         pattern = f["Properties"]["FilterPattern"]
