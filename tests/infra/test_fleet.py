@@ -18,6 +18,7 @@ from moto import mock_aws
 
 from gateway.accesslog import AccessLog
 from tests.infra import unitfile
+from tests.infra.unitfile import seconds
 from tests.infra.test_cloudformation import (  # noqa: F401 (plan, templates: fixtures)
     PLAN_ENV, PRIMARY, STANDBY, load, only, plan, resources, templates)
 
@@ -39,10 +40,6 @@ def module(name: str):
 
 def unit(name: str) -> dict[str, list[str]]:
     return unitfile.directives(FILES / name)
-
-
-def seconds(value: str) -> int:
-    return int(value.removesuffix("s"))
 
 
 @pytest.fixture(scope="module")
