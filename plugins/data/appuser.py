@@ -66,6 +66,8 @@ def command(database: Database, settings):
             store = SecretsManager(args.secret, settings.aws_region, settings.aws_endpoint_url)
             try:
                 secret = json.loads(await store.fetch())
+            except ValueError:
+                secret = None
             finally:
                 await store.close()
             if not isinstance(secret, dict) or not secret.get("username") or not secret.get("password"):
