@@ -19,7 +19,7 @@ import pytest
 from moto import mock_aws
 
 from gateway.app import load_settings
-from tests.infra.test_cloudformation import SSM_NAMES
+from tests.infra.test_cloudformation import SSM_NAMES, load
 
 FILES = Path(__file__).resolve().parents[2] / "infra" / "packer" / "files"
 PREFIX = "/gateway/test/"
@@ -185,6 +185,7 @@ def production_parameters(ssm, secrets) -> None:
     """Every parameter region.yaml writes under the prefix (checked against its list), with values of
     the shapes the stacks give them, and deploy.sh's signing key."""
     app = secrets.create_secret(Name="prod-app", SecretString=json.dumps({"username": "gateway_app", "password": PASSWORD}))
+    cache_url = load("region")["Resources"]["ParamCacheUrl"]["Properties"]["Value"]["Fn::Sub"]  # as deployed
     master = secrets.create_secret(Name="prod-master", SecretString=json.dumps({"username": "gateway_admin",
                                                                               "password": MASTER_PASSWORD}))
     values = {
@@ -195,7 +196,8 @@ def production_parameters(ssm, secrets) -> None:
         "DATABASE_NAME": "gateway",
         "DATABASE_SECRET_ARN": app["ARN"],
         "DATABASE_MIGRATOR_SECRET_ARN": master["ARN"],
-        "CACHE_URL": "memcached+discovery://gw.abc123.cfg.apse1.cache.amazonaws.com:11211?tls=verify",
+        "CACHE_URL": cache_url.replace("${Cache.ConfigurationEndpoint.Address}", "gw.abc123.cfg.apse1.cache.amazonaws.com")
+                              .replace("${Cache.ConfigurationEndpoint.Port}", "11211"),
         "AUTH_COGNITO_REGION": REGION,
         "AUTH_COGNITO_USER_POOL_ID": "ap-southeast-1_AbCdEfGhI",
         "AUTH_JWKS_PARAMETER": "/gateway/test/jwks/cognito",
