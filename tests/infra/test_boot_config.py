@@ -12,6 +12,7 @@ import os
 import pwd
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import boto3
@@ -232,3 +233,14 @@ def test_the_app_accepts_what_the_boot_step_writes_in_production(boot, dirs, ins
     assert data.database_secret_arn == env["DATABASE_SECRET_ARN"]
     if instance == "serving":
         assert settings["media"].cdn_distribution_id == "E2QWRUHAPOMQZL"
+
+
+def test_the_url_names_the_bundle_the_image_bakes():
+    """provision.sh installs the RDS CA bundle where the boot step's URLs point (default paths)."""
+    code = ("import importlib.util as u; s = u.spec_from_file_location('c', 'infra/packer/files/gateway-config.py'); "
+            "m = u.module_from_spec(s); s.loader.exec_module(m); print(m.RDS_CA_BUNDLE)")
+    env = {k: v for k, v in os.environ.items() if k != "GATEWAY_CONF_DIR"}
+    baked = subprocess.run([sys.executable, "-c", code], env=env, cwd=FILES.parents[2], capture_output=True, text=True,
+                           check=True).stdout.strip()
+    assert baked == "/etc/gateway/rds-ca-bundle.pem"
+    assert f"install -m 0644 /tmp/rds-ca-bundle.pem {baked}\n" in (FILES / "provision.sh").read_text()
