@@ -74,7 +74,7 @@ def seed_label(row):
 def dollars(value, sign=False):
     if value is None:
         return "-"
-    text = f"${abs(value):,.2f}" if value == cents(value) else f"${abs(value):,}"
+    text = f"${abs(value):,.2f}" if value == cents(value) else f"${abs(value):,f}"  # never 2E-7
     if value < 0:
         return "-" + text
     return "+" + text if sign else text

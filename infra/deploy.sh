@@ -209,14 +209,12 @@ app=("${common[@]}" "${zone[@]}"
   "AppClientId=$(output "$primary" identity AppClientId)"
   "MediaCdnUrl=$(output "$primary" media MediaCdnUrl)"
   "MediaCdnKeyPairId=$(output "$primary" media MediaCdnKeyPairId)"
+  "MediaCdnDistributionId=$(output "$primary" media DistributionId)"
   "EnableJwtAuthorizer=${ENABLE_JWT_AUTHORIZER:-false}")
 deploy "$primary" region "${app[@]}" Role=primary "AmiId=$AMI_ID_PRIMARY" \
   "DatabaseHost=$(output "$primary" database DatabaseHost)" \
   "DatabaseSecretArn=$app_secret" "DatabaseMigratorSecretArn=$master_secret" \
   "MediaBucketName=$(output "$primary" media MediaBucketName)" "MediaBucketRegion=$primary"
-# The primary's boot step migrates as the master user and creates or aligns the app user from its
-# secret (docs/infra.md, "Data tier"); the replica receives both through replication.
-echo "bootstrap $primary migrate + app user: the boot step of the primary's instances (MIGRATE_ON_BOOT=true)"
 deploy "$standby" region "${app[@]}" Role=standby "AmiId=$AMI_ID_STANDBY" \
   "DatabaseHost=$(output "$standby" database-replica DatabaseHost)" \
   "DatabaseSecretArn=$(replica_arn "$app_secret" "$standby")" \

@@ -4,9 +4,10 @@ cache-aside with leases), RESOURCES (a table as an HTTP resource) and ACCOUNTS (
 subject's data, accounts.py, with its table in migrations/); see plugins/data/api.py,
 the only module of it other plugins import. It registers no route and requires nothing.
 
-api.py is the contract; mysql.py and sqlite.py the engines, migrator.py the migrations; cache.py
-the cache-aside protocol over memcached.py or memory.py; repository.py (SQL), representations.py
-(cached renderings) and resources.py (HTTP adapters) the resource layer.
+api.py is the contract; mysql.py and sqlite.py the engines, migrator.py the migrations, appuser.py
+the app's own MySQL user (a deploy makes it after migrating); cache.py the cache-aside protocol
+over memcached.py or memory.py; repository.py (SQL), representations.py (cached renderings) and
+resources.py (HTTP adapters) the resource layer.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from aiohttp import web
 
 from gateway.lifecycle import LIFECYCLE
 from gateway.plugin import Plugin, SetupContext
+from plugins.data import appuser
 from plugins.data.accounts import Accounts
 from plugins.data.api import ACCOUNTS, CACHE, DATABASE, RESOURCES, Database, DatabaseUnavailable
 from plugins.data.cache import Cache
@@ -114,6 +116,8 @@ def setup(ctx: SetupContext) -> None:
     ctx.counter("db_errors", "database unavailable (answered 503 unless a read's retry succeeded)",
                 lambda: database.errors)
     ctx.command("migrate", "apply pending schema migrations (safe when several instances run it)", migrate)
+    ctx.command("app-user", "as the master user: create or align the app's least-privilege MySQL user from its secret",
+                appuser.command(database, settings), arguments=appuser.arguments)
 
     resources = Resources(database, cache, settings.read_max_lag)
     accounts = Accounts(database, resources)

@@ -13,13 +13,16 @@ import subprocess
 import sys
 import time
 import urllib.parse
+import uuid
 import urllib.request
 from pathlib import Path
 
+import boto3
 import pymysql
 import pytest
 
 from tests.conftest import temporary_database
+from tests.data.test_tls import pki, tls_mariadb  # noqa: F401  (fixtures)
 
 from tests.infra import unitfile
 
@@ -65,9 +68,8 @@ def test_a_file_other_than_the_pinned_one_is_refused(wheel, tmp_path):
     assert "THESE PACKAGES DO NOT MATCH THE HASHES" in result.stderr
 
 
-def unit_command(directive: str, prefix: Path, unit: str = "gateway.service") -> list[str]:
-    (value,) = unitfile.directives(FILES / unit)[directive]
-    argv = unitfile.command(value)
+def unit_command(directive: str, prefix: Path, unit: str = "gateway.service", index: int = 0) -> list[str]:
+    argv = unitfile.command(unitfile.directives(FILES / unit)[directive][index])
     assert argv[0].startswith(IMAGE_PREFIX + "/")
     return [str(prefix) + argv[0].removeprefix(IMAGE_PREFIX), *argv[1:]]
 
@@ -122,8 +124,9 @@ def test_unit_command_lines_serve_health(prefix, service_env, tmp_path):
 
 
 def test_migration_unit_migrates_a_real_database_once(prefix, service_env, tmp_path):
-    """gateway-migrate.service's own command line, from the installed venv, against a fresh MariaDB
-    database: applies the migrations, and a second run (another deploy) finds nothing to do."""
+    """gateway-migrate.service's migrate command line, from the installed venv, against a fresh MariaDB
+    database: applies the migrations, and a second run (another deploy) finds nothing to do. (Its
+    app-user line makes MySQL users: tests/data/test_app_user.py runs it on a private server.)"""
     state = Path(service_env["GATEWAY_DATA_DIR"])
     state.mkdir()
     with temporary_database("gw_migrate") as url:
@@ -137,6 +140,24 @@ def test_migration_unit_migrates_a_real_database_once(prefix, service_env, tmp_p
     assert len(tables) > 1, tables
     assert "applied" in runs[0].stdout + runs[0].stderr
     assert "0 applied" in runs[1].stdout + runs[1].stderr
+
+
+def test_migration_unit_then_makes_the_app_user(prefix, service_env, tls_mariadb, pki, moto_endpoint):
+    """The unit's second line from the installed venv, `${DATABASE_APP_SECRET_ARN}` expanded from the
+    environment file as systemd does, against a private TLS-only mariadbd (it creates a MySQL user)."""
+    secret = boto3.client("secretsmanager", region_name="ap-southeast-1", endpoint_url=moto_endpoint).create_secret(
+        Name=f"gateway-test/database/app-{uuid.uuid4().hex[:8]}",
+        SecretString=json.dumps({"username": "gateway_app", "password": "app-password"}))["ARN"]
+    state = Path(service_env["GATEWAY_DATA_DIR"])
+    state.mkdir()
+    env = {**service_env, "DATABASE_URL": f"mysql://root@127.0.0.1:{tls_mariadb.port}/gw?tls=verify&tls_ca={pki.ca}",
+           "DATABASE_APP_SECRET_ARN": secret, "AWS_REGION": "ap-southeast-1", "AWS_ENDPOINT_URL": moto_endpoint,
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    argv = [arg.replace("${DATABASE_APP_SECRET_ARN}", secret)
+            for arg in unit_command("ExecStart", prefix, "gateway-migrate.service", index=1)]
+    result = subprocess.run(argv, env=env, cwd=state, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "app-user: gateway_app@% created" in result.stdout
 
 
 def mysql_params(url: str) -> dict:

@@ -3,6 +3,9 @@ from sourced and dated prices, and the design's quantities in step with the temp
 from __future__ import annotations
 
 import importlib.util
+import json
+import math
+import os
 import subprocess
 import sys
 from decimal import Decimal
@@ -155,11 +158,56 @@ def test_design_quantities_follow_the_templates(prices):
     assert _design_count(prices, ["CloudWatch Logs storage at 365-day"], "ap-southeast-1") == 12 * _design_count(
         prices, ["CloudWatch Logs ingestion"], "ap-southeast-1")
     assert region["Parameters"]["LogRetentionDays"]["Default"] == 365
-    assert _design_count(prices, ["KMS"]) == 2 * len(resources(network, "AWS::KMS::Key"))
+    assert _design_count(prices, ["KMS", "log groups"]) == 2 * len(resources(network, "AWS::KMS::Key"))
+
+
+def _alarm_metrics(template: dict, role: str) -> int:
+    """Alarm metrics billed for a role's copy of a template: a metric math alarm counts each metric
+    it reads; an alarm whose condition leaves it out of this role counts nothing."""
+    conditions = {"IsStandby": role == "standby", "BurstableCache": True, "HasEmail": True}  # default cache.t3
+    total = 0
+    for alarm in resources(template, "AWS::CloudWatch::Alarm").values():
+        if conditions.get(alarm.get("Condition"), True):
+            queries = alarm["Properties"].get("Metrics")
+            total += sum("MetricStat" in q for q in queries) if queries else 1
+    return total
+
+
+def test_monitoring_is_priced_as_the_templates_deploy_it(prices):
+    """The alarms, metrics, dashboards, keys and the JWKS function of the fleet's monitoring
+    (monitoring.yaml in both regions, monitoring-global.yaml and the refresh in region.yaml)."""
+    monitoring, regional, routing = load("monitoring"), load("region"), load("monitoring-global")
+    per_region = [_alarm_metrics(monitoring, role) for role in ("primary", "standby")]
+    assert per_region == [13, 14]
+    assert _design_count(prices, ["alarm metrics of monitoring.yaml"]) == sum(per_region)
+    assert _design_count(prices, ["alarms of monitoring-global.yaml"]) == _alarm_metrics(routing, "primary")
+    filters = [f["Properties"]["MetricTransformations"][0]
+               for f in resources(monitoring, "AWS::Logs::MetricFilter").values()]
+    plain = sum(not f.get("Dimensions") for f in filters)
+    per_route = sum(bool(f.get("Dimensions")) for f in filters)
+    assert (plain, per_route) == (10, 3)
+    openapi = json.loads(subprocess.run([sys.executable, "-m", "gateway", "openapi"], capture_output=True, text=True,
+                                        check=True, env={**os.environ, "GATEWAY_ENV": "test",
+                                                         "MEDIA_BUCKET": "media-bucket"}).stdout)
+    operations = [(m, path) for path, item in openapi["paths"].items() for m in item
+                  if m in ("get", "put", "post", "patch", "delete")]
+    assert _design_count(prices, ["custom metrics from the app's log lines"]) == 2 * (plain + per_route * len(operations))
+    assert len(resources(monitoring, "AWS::CloudWatch::Dashboard")) == 1
+    assert _design_count(prices, ["dashboards, one per region"]) == 2
+    keys = 2 * len(resources(monitoring, "AWS::KMS::Key")) + len(resources(routing, "AWS::KMS::Key"))
+    assert _design_count(prices, ["KMS", "alarm topics"]) == keys
+    (schedule,) = resources(regional, "AWS::Events::Rule").values()
+    assert schedule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
+    runs = 2 * prices["hours_per_month"]
+    assert _design_count(prices, ["Lambda JWKS refresh requests"]) == runs
+    assert _design_count(prices, ["EventBridge schedule of the JWKS refresh"]) == runs
+    (function,) = resources(regional, "AWS::Lambda::Function").values()
+    gb_seconds = runs * function["Properties"]["MemorySize"] / 1024  # at most 1 s a run
+    assert _design_count(prices, ["Lambda JWKS refresh compute"]) == math.ceil(gb_seconds)
 
 
 def test_docs_quote_the_computed_total(budget, prices):
     design_total = sum(total for _, _, total in budget.design_table(prices))
-    assert design_total == Decimal("1463.52")
+    assert design_total == Decimal("1502.42")
     text = (ROOT / "docs" / "infra.md").read_text()
     assert f"**${design_total:,.2f} a month, +${design_total - Decimal('904.95'):,.2f}**" in text

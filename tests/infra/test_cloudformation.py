@@ -23,7 +23,7 @@ SSM_NAMES = {
     "DATABASE_PORT", "DATABASE_NAME", "DATABASE_SECRET_ARN", "DATABASE_MIGRATOR_SECRET_ARN", "CACHE_URL",
     "AUTH_COGNITO_REGION",
     "AUTH_COGNITO_USER_POOL_ID", "AUTH_COGNITO_CLIENT_IDS", "MEDIA_BUCKET", "MEDIA_BUCKET_REGION",
-    "MEDIA_CDN_URL", "MEDIA_CDN_KEY_PAIR_ID",
+    "MEDIA_CDN_URL", "MEDIA_CDN_KEY_PAIR_ID", "MEDIA_CDN_DISTRIBUTION_ID",
 }
 
 
@@ -289,6 +289,25 @@ def test_instance_role_is_least_privilege(templates):
     assert objects == ["arn:${AWS::Partition}:s3:::${MediaBucketName}/u/*",
                        "arn:${AWS::Partition}:s3:::${MediaBucketName}/avatars/*"]
     assert all("/gateway/${EnvName}" in r["Fn::Sub"] for r in statements["BootParameters"]["Resource"])
+
+
+def test_instances_may_invalidate_the_media_distribution_only(templates, plan):
+    """Account deletion drops deleted avatars from CloudFront (plugins/media, MEDIA_CDN_DISTRIBUTION_ID).
+    Service Authorization Reference, "Actions, resources, and condition keys for Amazon CloudFront"
+    (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudfront.html):
+    CreateInvalidation takes the distribution resource type,
+    arn:${Partition}:cloudfront::${Account}:distribution/${DistributionId} (global: no region). Both
+    regions get the media stack's distribution id."""
+    role = templates["region"]["Resources"]["InstanceRole"]["Properties"]
+    statements = {s["Sid"]: s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]}
+    invalidation = statements["MediaCdnInvalidation"]
+    assert invalidation["Action"] == "cloudfront:CreateInvalidation"
+    assert invalidation["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${MediaCdnDistributionId}"}
+    assert templates["media"]["Outputs"]["DistributionId"]["Value"] == {"Ref": "Distribution"}
+    regions = [params for _, name, params in plan if name == "region"]
+    assert len(regions) == 2
+    assert all(p["MediaCdnDistributionId"] == f"<{PRIMARY}:media.DistributionId>" for p in regions)
 
 
 def test_buckets_are_private_encrypted_and_tls_only(templates):

@@ -292,6 +292,31 @@ def test_primary_record_needs_its_endpoint_healthy_and_its_switch_not_pulled():
     assert not any(child.get("Inverted") for child in [calculated, *children])
 
 
+# RDS User Guide, "Failing over a Multi-AZ DB instance for Amazon RDS": "typically 60-120 seconds".
+MULTI_AZ_FAILOVER_SECONDS = 120
+
+
+def test_a_multi_az_failover_does_not_move_the_api_to_the_standby():
+    """RDS User Guide, "Failing over a Multi-AZ DB instance for Amazon RDS"
+    (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/Concepts.MultiAZ.Failover.html): failover
+    times are typically 60-120 seconds, during which the region's /health/ready fails (the database
+    check is critical). Route 53 Developer Guide, "Values that you specify when you create or update
+    health checks" (https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/health-checks-creating-values.html)
+    and API Reference "HealthCheckConfig"
+    (https://docs.aws.amazon.com/Route53/latest/APIReference/API_HealthCheckConfig.html): a checker
+    calls the endpoint unhealthy after FailureThreshold (1-10) consecutive failures, RequestInterval
+    (10 or 30) seconds apart. The earliest verdict, (FailureThreshold - 1) x RequestInterval after
+    the first failed probe, must come after the longest typical failover, or the primary record
+    fails over to the standby's read-only database."""
+    _, checks, records = _global()
+    calculated = checks[records["PRIMARY"]["HealthCheckId"]["Ref"]]
+    endpoints = [checks[c["Ref"]] for c in calculated["ChildHealthChecks"] if checks[c["Ref"]]["Type"] == "HTTPS"]
+    assert endpoints
+    for endpoint in endpoints:
+        assert 1 <= endpoint["FailureThreshold"] <= 10 and endpoint["RequestInterval"] in (10, 30)
+        assert (endpoint["FailureThreshold"] - 1) * endpoint["RequestInterval"] > MULTI_AZ_FAILOVER_SECONDS
+
+
 def test_secondary_record_follows_only_its_switch():
     """Route 53 API Reference, "ResourceRecordSet", Failover
     (https://docs.aws.amazon.com/Route53/latest/APIReference/API_ResourceRecordSet.html; the same

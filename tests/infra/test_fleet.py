@@ -18,6 +18,7 @@ from moto import mock_aws
 
 from gateway.accesslog import AccessLog
 from tests.infra import unitfile
+from tests.infra.unitfile import seconds
 from tests.infra.test_cloudformation import (  # noqa: F401 (plan, templates: fixtures)
     PLAN_ENV, PRIMARY, STANDBY, load, only, plan, resources, templates)
 
@@ -39,10 +40,6 @@ def module(name: str):
 
 def unit(name: str) -> dict[str, list[str]]:
     return unitfile.directives(FILES / name)
-
-
-def seconds(value: str) -> int:
-    return int(value.removesuffix("s"))
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +183,9 @@ def test_boot_path_waits_for_no_dependency_and_never_migrates():
 def test_migration_instance_runs_migrate_once_and_powers_off():
     migrate = unit("gateway-migrate.service")
     assert migrate["ConditionPathExists"] == ["/etc/gateway/migrate"]
-    assert migrate["ExecStart"] == ["/opt/gateway/venv/bin/python -m gateway migrate"]
+    # as the master user (the boot step's migration-instance environment), then the app's own user
+    assert migrate["ExecStart"] == ["/opt/gateway/venv/bin/python -m gateway migrate",
+                                    "/opt/gateway/venv/bin/python -m gateway app-user --secret ${DATABASE_APP_SECRET_ARN}"]
     assert migrate["EnvironmentFile"] == unit("gateway.service")["EnvironmentFile"]
     assert migrate["User"] == ["gateway"] and migrate["Type"] == ["oneshot"]
     assert migrate["SuccessAction"] == migrate["FailureAction"] == ["poweroff"]
@@ -438,7 +437,8 @@ def test_metric_filters_keep_within_cloudwatch_logs_limits(templates):
 def test_access_filters_name_fields_of_the_apps_access_line(templates, capfd):
     """The filters read the line the app writes (gateway/accesslog.py), field by field."""
     log = AccessLog()
-    log.write(AccessLog.request_fields("GET", "/v1/items/{id}"), 503, 12.5, "r-1", None, "10.0.0.1", None)
+    log.write(AccessLog.request_fields("GET", "/v1/items/{id}"), 503, 12.5, "r-1", None, "10.0.0.1",
+              "Root=1-5759e988-bd862e3fe1be46a994272793")
     line = json.loads(capfd.readouterr().out)
     for f in resources(templates["monitoring"], "AWS::Logs::MetricFilter").values():
         pattern = f["Properties"]["FilterPattern"]

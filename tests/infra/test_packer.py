@@ -176,6 +176,33 @@ def longest_graceful_stop() -> float:
     return float(result.stdout)
 
 
+HARDENING = ("NoNewPrivileges", "CapabilityBoundingSet", "ProtectSystem", "ProtectHome", "PrivateTmp", "PrivateDevices",
+             "ProtectKernelTunables", "ProtectKernelModules", "ProtectKernelLogs", "ProtectControlGroups", "ProtectClock",
+             "ProtectHostname", "ProtectProc", "RestrictAddressFamilies", "RestrictNamespaces", "RestrictRealtime",
+             "RestrictSUIDSGID", "LockPersonality", "RemoveIPC", "SystemCallArchitectures", "SystemCallFilter",
+             "SystemCallErrorNumber", "User", "Group", "UMask", "EnvironmentFile", "Environment", "StateDirectory")
+
+
+@pytest.mark.parametrize("job, every", [("accounts-sweep", 15 * 60), ("media-cleanup", 3600)])
+def test_background_jobs_run_from_timers_like_the_api(job, every):
+    """The app's periodic commands (account deletions left pending, expired uploads) on every serving
+    instance: the API's user, environment and hardening, a spread start, one run at a time per
+    instance (a timer does not start a service that is still running), done before the next."""
+    service = unitfile.directives(FILES / f"gateway-{job}.service")
+    timer = unitfile.directives(FILES / f"gateway-{job}.timer")
+    api = unitfile.directives(FILES / "gateway.service")
+    assert service["ExecStart"] == [f"/opt/gateway/venv/bin/python -m gateway {job}"]
+    assert service["Type"] == ["oneshot"] and "WantedBy" not in service
+    for key in HARDENING:
+        assert service[key] == api[key], key
+    assert service["ConditionPathExists"] == ["/etc/gateway/gateway.env", "!/etc/gateway/migrate"]
+    assert unitfile.seconds(timer["OnUnitActiveSec"][0]) == every and unitfile.seconds(timer["RandomizedDelaySec"][0]) > 0
+    assert unitfile.seconds(service["TimeoutStartSec"][0]) <= every
+    assert timer["WantedBy"] == ["timers.target"]
+    commands = run(sys.executable, "-m", "gateway", "--help", env={**os.environ, "GATEWAY_ENV": "test"})
+    assert job in commands.stdout, commands.stdout + commands.stderr
+
+
 def test_boot_unit_runs_the_config_step():
     unit = unitfile.directives(FILES / "gateway-config.service")
     assert unit["Type"] == ["oneshot"] and unit["RemainAfterExit"] == ["yes"]

@@ -4,11 +4,16 @@ Run once per boot as root by gateway-config.service, with the app venv's Python 
 one pinned for the app). User data leaves /etc/gateway/bootstrap.env with GATEWAY_SSM_PREFIX
 (`/gateway/<EnvName>/`) and AWS_REGION. Every parameter directly under the prefix is named after an
 app variable (INTERFACE.md) and passes through, except BOOT_PARAMETERS, which this step turns into
-DATABASE_URL (and DATABASE_READ_URL) with the RDS-managed secret's credentials, the CloudFront
-signing key's file (from the SecureString MEDIA_CDN_PRIVATE_KEY or a secret). The result goes to
-/etc/gateway/gateway.env (mode 0600) for gateway.service (and gateway-migrate.service on a deploy's
-migration instance), and the CloudWatch agent's config gets this environment's log group. No value
-is ever printed. Migrations are not this step's business: infra/deploy.sh runs them once per deploy.
+DATABASE_URL (and DATABASE_READ_URL), TLS verified against the image's RDS CA bundle, and the
+CloudFront signing key's file (from the SecureString MEDIA_CDN_PRIVATE_KEY or a secret).
+
+A serving instance connects as the app's own user (DATABASE_SECRET_ARN, this region's copy, passed
+on so that the app re-reads it after a rotation); the master user's secret
+(DATABASE_MIGRATOR_SECRET_ARN) never reaches its environment. A deploy's migration instance (user
+data created /etc/gateway/migrate) gets the master user's URL and secret instead, and
+DATABASE_APP_SECRET_ARN for gateway-migrate.service's `app-user` step. The result goes to
+/etc/gateway/gateway.env (mode 0600) for gateway.service or gateway-migrate.service, and the
+CloudWatch agent's config gets this environment's log group. No value is ever printed.
 """
 from __future__ import annotations
 
@@ -34,9 +39,11 @@ CLOUDWATCH_TEMPLATE = Path(__file__).with_name("cloudwatch-agent.json")
 FIXED = {"GATEWAY_ENV": "production", "GATEWAY_HOST": "0.0.0.0", "GATEWAY_PORT": "8080",
          "GATEWAY_INTERNAL_PORT": "8081"}
 BOOT_PARAMETERS = {
-    "DATABASE_HOST", "DATABASE_PORT", "DATABASE_NAME", "DATABASE_SECRET_ARN", "DATABASE_READ_HOST",
-    "MEDIA_CDN_PRIVATE_KEY", "MEDIA_CDN_PRIVATE_KEY_SECRET_ARN",
+    "DATABASE_HOST", "DATABASE_PORT", "DATABASE_NAME", "DATABASE_SECRET_ARN", "DATABASE_MIGRATOR_SECRET_ARN",
+    "DATABASE_READ_HOST", "MEDIA_CDN_PRIVATE_KEY", "MEDIA_CDN_PRIVATE_KEY_SECRET_ARN",
 }
+# Baked by provision.sh; production refuses MySQL beyond loopback without verified TLS.
+RDS_CA_BUNDLE = CONF_DIR / "rds-ca-bundle.pem"
 NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 # Bounded so that no single call uses up gateway-config.service's TimeoutStartSec (systemd ends the
 # step there in any case): a failure is a line on the console and an instance that never becomes live.
@@ -80,8 +87,8 @@ def fetch_parameters(ssm, prefix: str) -> dict[str, str]:
 
 
 def secret_reader(session):
-    """`read(arn)`, with a client in the secret's own region: the standby region's instances read
-    the primary region's RDS secret (its replica has no secret of its own)."""
+    """`read(arn)`, with a client in the region the secret's ARN names (each region's stack is given
+    its own region's replica; an ARN of the other region would still be read where it lives)."""
     clients = {}
 
     def read(arn: str) -> str:
@@ -93,18 +100,29 @@ def secret_reader(session):
     return read
 
 
-def database_urls(params: dict[str, str], secrets) -> dict[str, str]:
-    missing = sorted({"DATABASE_HOST", "DATABASE_NAME", "DATABASE_SECRET_ARN"} - params.keys())
+def database_env(params: dict[str, str], secrets, migrating: bool) -> dict[str, str]:
+    """The database variables: the app user's URL(s) and secret, or on a migration instance the
+    master user's URL and secret and the app user's secret for `app-user`."""
+    required = {"DATABASE_HOST", "DATABASE_NAME", "DATABASE_SECRET_ARN"}
+    missing = sorted((required | {"DATABASE_MIGRATOR_SECRET_ARN"} if migrating else required) - params.keys())
     if missing:
         raise ConfigError(f"missing parameters: {', '.join(missing)}")
+    secret_var = "DATABASE_MIGRATOR_SECRET_ARN" if migrating else "DATABASE_SECRET_ARN"
     try:
-        secret = json.loads(secrets(params["DATABASE_SECRET_ARN"]))
+        secret = json.loads(secrets(params[secret_var]))
         credentials = f"{quote(secret['username'], safe='')}:{quote(secret['password'], safe='')}"
     except (ValueError, KeyError, TypeError):
-        raise ConfigError("DATABASE_SECRET_ARN: not a JSON secret with username and password") from None
-    port, name = params.get("DATABASE_PORT", "3306"), params["DATABASE_NAME"]
-    hosts = {"DATABASE_URL": params["DATABASE_HOST"], "DATABASE_READ_URL": params.get("DATABASE_READ_HOST")}
-    return {var: f"mysql://{credentials}@{host}:{port}/{name}" for var, host in hosts.items() if host}
+        raise ConfigError(f"{secret_var}: not a JSON secret with username and password") from None
+    port, name = params.get("DATABASE_PORT", "3306"), quote(params["DATABASE_NAME"], safe="")
+    tls = f"tls=verify&tls_ca={quote(str(RDS_CA_BUNDLE), safe='/')}"
+    hosts = {"DATABASE_URL": params["DATABASE_HOST"]}
+    if not migrating and params.get("DATABASE_READ_HOST"):
+        hosts["DATABASE_READ_URL"] = params["DATABASE_READ_HOST"]
+    env = {var: f"mysql://{credentials}@{host}:{port}/{name}?{tls}" for var, host in hosts.items()}
+    env["DATABASE_SECRET_ARN"] = params[secret_var]
+    if migrating:
+        env["DATABASE_APP_SECRET_ARN"] = params["DATABASE_SECRET_ARN"]
+    return env
 
 
 def write_private(path: Path, text: str, owner: str | None = None) -> None:
@@ -123,7 +141,7 @@ def write_private(path: Path, text: str, owner: str | None = None) -> None:
 def render(bootstrap: dict[str, str], params: dict[str, str], secrets) -> dict[str, str]:
     env = {"AWS_REGION": bootstrap["AWS_REGION"]}
     env.update({k: v for k, v in params.items() if k not in BOOT_PARAMETERS})
-    env.update(database_urls(params, secrets))
+    env.update(database_env(params, secrets, migrating=(CONF_DIR / "migrate").exists()))
     key = params.get("MEDIA_CDN_PRIVATE_KEY")
     if params.get("MEDIA_CDN_PRIVATE_KEY_SECRET_ARN"):
         key = secrets(params["MEDIA_CDN_PRIVATE_KEY_SECRET_ARN"])

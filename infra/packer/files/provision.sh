@@ -21,7 +21,9 @@ install -D -m 0644 -t /opt/gateway/boot "$files/gateway-config.py" "$files/gatew
 install -m 0644 "$files/constraints.txt" /opt/gateway/constraints.txt
 
 install -m 0644 -t /etc/systemd/system "$files/gateway.service" "$files/gateway-config.service" \
-  "$files/gateway-migrate.service" "$files/gateway-liveness.service" "$files/gateway-liveness.timer"
+  "$files/gateway-migrate.service" "$files/gateway-liveness.service" "$files/gateway-liveness.timer" \
+  "$files/gateway-accounts-sweep.service" "$files/gateway-accounts-sweep.timer" \
+  "$files/gateway-media-cleanup.service" "$files/gateway-media-cleanup.timer"
 install -m 0644 "$files/gateway.logrotate" /etc/logrotate.d/gateway
 install -d -m 0755 /etc/gateway
 
@@ -36,5 +38,5 @@ install -d -m 0750 -o gateway -g gateway /var/lib/gateway
 install -d -m 0750 /var/log/gateway
 
 systemctl daemon-reload
-systemctl enable gateway-config.service gateway.service gateway-migrate.service gateway-liveness.timer
+systemctl enable gateway-config.service gateway.service gateway-migrate.service gateway-liveness.timer gateway-accounts-sweep.timer gateway-media-cleanup.timer
 rm -rf "$files"
