@@ -108,7 +108,7 @@ class MediaApi:
         media_id = secrets.token_urlsafe(16)
         key = object_key(body["purpose"], owner, media_id, body["content_type"])
         expires = int(time.time()) + self.settings.upload_expiry
-        url, form = await self.store.presign_upload(key, body["content_type"], purpose.max_bytes, expires)
+        url, form = await self.store.presign_upload(key, body["content_type"], body["size"], expires)
         row = await self.media.repository.insert(
             {"id": media_id, "owner": owner, "status": "pending", "object_key": key, **body})
         return web.json_response(
@@ -122,19 +122,23 @@ class MediaApi:
         if row["status"] == "ready":
             return await self._represent(request, row)
         head = await self.store.head(row["object_key"])
-        limit = self.purposes[row["purpose"]].max_bytes
         if head is None:
             raise Problem(409, "Conflict", "Nothing has been uploaded for this media yet.")
         if head.content_type != row["content_type"]:
-            raise Problem(409, "Conflict", f"The upload is {head.content_type}, not {row['content_type']}.")
-        if not 1 <= head.size <= limit:
-            raise Problem(409, "Conflict", f"The upload's size ({head.size}) is not between 1 and {limit} bytes.")
+            await self.refuse(row, f"The upload is {head.content_type}, not {row['content_type']}.")
+        if head.size != row["size"]:
+            await self.refuse(row, f"The upload has {head.size} bytes, not the {row['size']} declared.")
         await self.store.finish(row["object_key"])
         await self.media.repository.update_where({"id": row["id"], "owner": owner, "status": "pending"},
-                                                 {"status": "ready", "size": head.size})
+                                                 {"status": "ready"})
         await self.media.written(row["id"], owner)
         _, row = await self._own(request)
         return await self._represent(request, row)
+
+    async def refuse(self, row: dict, detail: str) -> None:
+        """An upload that is not what was declared goes; the media stays pending for another try."""
+        await self.store.delete(row["object_key"])
+        raise Problem(409, "Conflict", f"{detail} The upload was removed: upload the declared file again.")
 
     async def get(self, request: web.Request) -> web.Response:
         _, row = await self._own(request)
@@ -166,9 +170,9 @@ def add_routes(ctx, api: MediaApi) -> None:
               responses={201: CreatedMediaSchema, 415: "The body is not application/json",
                          422: "A purpose, content type or size this gateway does not accept"})
     ctx.route("POST", "/v1/media/{id}/complete", api.complete,
-              "Check the uploaded object (exists, type, size) and mark the media ready", tags=tags,
+              "Check the uploaded object (exists, exact type and size) and mark the media ready", tags=tags,
               responses={200: MediaSchema, 404: "No such media of yours",
-                         409: "The object is missing or does not match; the media stays pending"})
+                         409: "The object is missing, or does not match and was removed; the media stays pending"})
     ctx.route("GET", "/v1/media/{id}", api.get, "One of the caller's media, with a download URL once ready",
               tags=tags, responses={200: MediaSchema, 404: "No such media of yours"})
     ctx.route("GET", "/v1/media", api.list, "The caller's media, newest first", query=ListQuery, tags=tags,

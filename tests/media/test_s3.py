@@ -61,6 +61,19 @@ async def test_complete_before_upload_is_409_and_a_mismatch_too(app, caller):
     refused = await app.complete(auth, media_id)
     assert refused.status == 409 and "image/png" in (await refused.json())["detail"]
     assert (await (await app.client.get(f"/v1/media/{media_id}", headers=auth)).json())["status"] == "pending"
+    assert (await app.complete(auth, media_id)).status == 409  # the mismatch was removed: nothing there now
+
+
+@pytest.mark.parametrize("uploaded", [len(JPEG) - 1, len(JPEG) + 1])
+async def test_an_upload_of_another_size_than_declared_is_refused_and_removed(app, caller, s3, bucket, uploaded):
+    """moto does not enforce the policy's exact content-length-range; complete checks it again."""
+    auth, _ = caller()
+    created = await app.create(auth, "attachment")
+    data = (JPEG + b"\0")[:uploaded]
+    assert (await upload(created["upload"], data)).status == 204
+    refused = await app.complete(auth, created["media"]["id"])
+    assert refused.status == 409 and f"{uploaded} bytes, not the {len(JPEG)} declared" in (await refused.json())["detail"]
+    assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
 
 
 async def test_delete_removes_the_object_then_the_record(app, caller, s3, bucket):
@@ -93,7 +106,7 @@ async def test_the_post_policy_pins_key_type_size_encryption_and_expiry_and_is_s
         {"bucket": bucket},
         {"key": key},
         {"Content-Type": "image/png"},
-        ["content-length-range", 1, 10 * 1024 * 1024],
+        ["content-length-range", 1234, 1234],  # exactly the declared size
         {"x-amz-server-side-encryption": "AES256"},
         {"tagging": tagging},
         {"x-amz-algorithm": "AWS4-HMAC-SHA256"},

@@ -4,7 +4,7 @@ It behaves like the S3 bucket behind CloudFront so that a phone's code is the sa
 `POST /local-media` takes the presigned form (fields first, the file last) and `GET
 /local-media/{key}` serves objects: `avatars/` to anyone (like the CDN's public path), everything
 else only with an unexpired HMAC signature. Unlike moto it enforces the whole policy: the
-signature, the expiry, the exact key, the content type and the size range. Keys must match
+signature, the expiry, the exact key, the content type and the exact size. Keys must match
 `backends.KEY` (no dots but the extension's, no empty segments), so no key reaches outside the
 directory; a refused upload writes nothing. It is a development store: files are written from the
 event loop, and bodies are limited by GATEWAY_MAX_BODY_BYTES like any other.
@@ -80,9 +80,9 @@ class LocalStore:
 
     # The store's operations (see plugins.media.backends).
 
-    async def presign_upload(self, key: str, content_type: str, max_size: int, expires: int) -> tuple[str, dict]:
+    async def presign_upload(self, key: str, content_type: str, size: int, expires: int) -> tuple[str, dict]:
         fields = {"key": key, "Content-Type": content_type}
-        policy = {"expiration": expires, "fields": fields, "content-length-range": [1, max_size]}
+        policy = {"expiration": expires, "fields": fields, "content-length-range": [size, size]}
         encoded = base64.b64encode(json.dumps(policy).encode()).decode()
         return self.base, {**fields, "policy": encoded, "signature": self._sign(encoded)}
 

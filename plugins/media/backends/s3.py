@@ -2,7 +2,7 @@
 come back through CloudFront signed URLs (or S3 presigned GETs when there is no CDN).
 
 One aioboto3 session and one client per worker, opened in a cleanup context. The POST policy pins
-everything the phone could otherwise choose: the exact key, the exact Content-Type, the size range,
+everything the phone could otherwise choose: the exact key, the exact Content-Type, the exact size,
 server-side encryption, and the `gateway-status=pending` tag that lets the bucket's lifecycle rule
 expire uploads nobody completed (`finish` removes it).
 """
@@ -85,11 +85,11 @@ class S3Store:
                 await asyncio.wait(self._invalidations, timeout=INVALIDATION_SECONDS)
             self.client = self.cloudfront = None
 
-    async def presign_upload(self, key: str, content_type: str, max_size: int, expires: int) -> tuple[str, dict]:
+    async def presign_upload(self, key: str, content_type: str, size: int, expires: int) -> tuple[str, dict]:
         fields = {"Content-Type": content_type, "x-amz-server-side-encryption": ENCRYPTION, "tagging": PENDING_TAG}
         post = await self.client.generate_presigned_post(
             Bucket=self.bucket, Key=key, Fields=fields,
-            Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, max_size],
+            Conditions=[{"Content-Type": content_type}, ["content-length-range", size, size],
                         {"x-amz-server-side-encryption": ENCRYPTION}, {"tagging": PENDING_TAG}],
             ExpiresIn=expires - int(time.time()),
         )

@@ -2,7 +2,8 @@
 
 Every store (S3 in `s3.py`, the embedded one in `local.py`) offers the same operations:
 
-    await store.presign_upload(key, content_type, max_size, expires)  -> (url, form fields)
+    await store.presign_upload(key, content_type, size, expires)  -> (url, form fields for exactly
+                                                                 that type and size)
     await store.head(key)                  -> Head(size, content_type) or None
     await store.finish(key)                -> the upload is accepted (S3: its pending tag goes)
     await store.download_url(key, expires) -> a URL that works until `expires` (epoch seconds)
