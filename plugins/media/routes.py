@@ -14,7 +14,8 @@ from gateway.problems import Problem, ValidationProblem
 from plugins.auth.api import PrincipalOf
 from plugins.data.api import Database, ListQuery, Resource, not_found, utc_text
 from plugins.media.avatars import Avatars
-from plugins.media.backends.store import object_key
+from plugins.media.backends.store import Changed, object_key
+from plugins.media.content import mismatch
 
 PURPOSES = ("avatar", "attachment")
 
@@ -128,7 +129,13 @@ class MediaApi:
             await self.refuse(row, f"The upload is {head.content_type}, not {row['content_type']}.")
         if head.size != row["size"]:
             await self.refuse(row, f"The upload has {head.size} bytes, not the {row['size']} declared.")
-        await self.store.finish(row["object_key"])
+        try:
+            if problem := mismatch(row["content_type"], await self.store.read_start(row["object_key"], head.etag)):
+                await self.refuse(row, problem)
+            await self.store.publish(row["object_key"], head.etag, row["object_key"], row["content_type"],
+                                     attachment=row["purpose"] != "avatar")
+        except Changed:
+            raise Problem(409, "Conflict", "The upload changed while it was checked: complete again.") from None
         await self.media.repository.update_where({"id": row["id"], "owner": owner, "status": "pending"},
                                                  {"status": "ready"})
         await self.media.written(row["id"], owner)

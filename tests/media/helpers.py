@@ -48,3 +48,29 @@ async def download(url: str) -> tuple[int, bytes, str]:
     async with aiohttp.ClientSession() as session:
         async with session.get(url) as response:
             return response.status, await response.read(), response.headers.get("Content-Type", "")
+
+
+async def download_headers(url: str) -> tuple[int, dict]:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url) as response:
+            await response.read()
+            return response.status, dict(response.headers)
+
+
+def ftyp(major: bytes, *compatible: bytes) -> bytes:
+    """An ISO base media file's leading `ftyp` box, then the start of the next box."""
+    brands = major + b"\0\0\0\0" + b"".join(compatible)
+    return (8 + len(brands)).to_bytes(4, "big") + b"ftyp" + brands + b"\0\0\0\x08free" + bytes(64)
+
+
+# The leading bytes of a file of each accepted type (padded: none is shorter than a ranged read).
+SAMPLES = {
+    "image/jpeg": JPEG,
+    "image/png": b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" + bytes(80),
+    "image/webp": b"RIFF\x24\0\0\0WEBPVP8 " + bytes(80),
+    "image/heic": ftyp(b"heic", b"mif1", b"heic"),
+    "image/heif": ftyp(b"mif1", b"mif1"),
+    "video/mp4": ftyp(b"isom", b"isom", b"iso2", b"avc1", b"mp41"),
+    "application/pdf": b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n" + bytes(80),
+}
+HTML = b"<!doctype html><script>alert(document.cookie)</script>" + bytes(40)

@@ -28,12 +28,18 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.files import create_once
 from gateway.problems import Problem
-from plugins.media.backends.store import KEY, PREFIXES, Head, owner_prefixes
+from plugins.media.backends.store import KEY, PREFIXES, Changed, Head, owner_prefixes
+from plugins.media.content import SNIFF_BYTES
 
 BASE = "/local-media"
 PUBLIC_PREFIX = PREFIXES["avatar"] + "/"
 MAX_FIELD_BYTES = 4096
 MAX_FIELDS = 16
+
+
+def etag(status: os.stat_result) -> str:
+    """Which upload a file is: every upload is a new file linked into place."""
+    return f"{status.st_ino}-{status.st_mtime_ns}-{status.st_size}"
 
 
 def denied(detail: str) -> Problem:
@@ -90,12 +96,35 @@ class LocalStore:
         path = self._path(key)
         try:
             meta = json.loads(await asyncio.to_thread(Path(f"{path}.meta").read_text))
-            return Head(path.stat().st_size, meta["content_type"])
+            status = path.stat()
         except FileNotFoundError:
             return None
+        return Head(status.st_size, meta["content_type"], etag(status))
 
-    async def finish(self, key: str) -> None:
-        pass
+    def _unchanged(self, key: str, expected: str) -> Path:
+        path = self._path(key)
+        try:
+            if etag(path.stat()) == expected:
+                return path
+        except FileNotFoundError:
+            pass
+        raise Changed(key)
+
+    async def read_start(self, key: str, etag: str) -> bytes:
+        def read() -> bytes:
+            with self._unchanged(key, etag).open("rb") as file:
+                return file.read(SNIFF_BYTES)
+
+        return await asyncio.to_thread(read)
+
+    async def publish(self, source: str, etag: str, key: str, content_type: str, attachment: bool) -> None:
+        path = self._unchanged(source, etag)
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Path(f"{target}.meta").write_text(json.dumps({"content_type": content_type, "attachment": attachment}))
+        if source != key:
+            os.replace(path, target)
+            Path(f"{path}.meta").unlink(missing_ok=True)
 
     async def download_url(self, key: str, expires: int) -> str:
         signature = self._sign(f"GET\n{key}\n{expires}")
@@ -187,7 +216,11 @@ class LocalStore:
                 raise denied("The URL's signature does not match.")
             if not expires.isdigit() or time.time() >= int(expires):
                 raise denied("The URL has expired.")
-        head = await self.head(key)
-        if head is None:
-            raise Problem(404, "Not Found", "There is no such object.")
-        return web.FileResponse(self._path(key), headers={"Content-Type": head.content_type})
+        try:
+            meta = json.loads(await asyncio.to_thread(Path(f"{self._path(key)}.meta").read_text))
+        except FileNotFoundError:
+            raise Problem(404, "Not Found", "There is no such object.") from None
+        headers = {"Content-Type": meta["content_type"], "X-Content-Type-Options": "nosniff"}
+        if meta.get("attachment"):
+            headers["Content-Disposition"] = "attachment"
+        return web.FileResponse(self._path(key), headers=headers)

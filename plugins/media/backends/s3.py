@@ -4,7 +4,7 @@ come back through CloudFront signed URLs (or S3 presigned GETs when there is no 
 One aioboto3 session and one client per worker, opened in a cleanup context. The POST policy pins
 everything the phone could otherwise choose: the exact key, the exact Content-Type, the exact size,
 server-side encryption, and the `gateway-status=pending` tag that lets the bucket's lifecycle rule
-expire uploads nobody completed (`finish` removes it).
+expire uploads nobody completed (`publish` copies without it).
 """
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from gateway import tracing
-from plugins.media.backends.store import PREFIXES, Head, owner_prefixes
+from plugins.media.backends.store import PREFIXES, Changed, Head, owner_prefixes
 from plugins.media.backends.cloudfront import CloudFront
+from plugins.media.content import SNIFF_BYTES
 
 log = logging.getLogger("gateway.media")
 
@@ -49,6 +50,10 @@ def invalidation_batches(keys: list[str]) -> list[list[str]]:
     """CloudFront paths for `keys`, as requests within CloudFront's limit: named, never wildcards."""
     paths = [f"/{quote(key)}" for key in keys]
     return [paths[i:i + INVALIDATION_MAX_PATHS] for i in range(0, len(paths), INVALIDATION_MAX_PATHS)]
+
+
+def error_code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
 
 
 def pass_trace_on(request, **_) -> None:
@@ -99,13 +104,38 @@ class S3Store:
         try:
             found = await self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise
-        return Head(found["ContentLength"], found.get("ContentType", ""))
+        return Head(found["ContentLength"], found.get("ContentType", ""), found["ETag"])
 
-    async def finish(self, key: str) -> None:
-        await self.client.delete_object_tagging(Bucket=self.bucket, Key=key)
+    async def read_start(self, key: str, etag: str) -> bytes:
+        try:
+            found = await self.client.get_object(Bucket=self.bucket, Key=key, IfMatch=etag,
+                                                 Range=f"bytes=0-{SNIFF_BYTES - 1}")
+        except ClientError as exc:
+            if error_code(exc) in ("412", "PreconditionFailed", "404", "NoSuchKey"):
+                raise Changed(key) from None
+            raise
+        async with found["Body"] as body:
+            return await body.read()
+
+    async def publish(self, source: str, etag: str, key: str, content_type: str, attachment: bool) -> None:
+        """A copy of exactly the checked version (CopySourceIfMatch), with the verified type and
+        disposition as the object's own metadata (so CloudFront and presigned GETs serve them), and
+        without the pending tag; one CopyObject request takes objects up to 5 GB (docs/infra.md)."""
+        try:
+            await self.client.copy_object(
+                Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": source},
+                CopySourceIfMatch=etag, MetadataDirective="REPLACE", ContentType=content_type,
+                ContentDisposition="attachment" if attachment else "inline", ServerSideEncryption=ENCRYPTION,
+                TaggingDirective="REPLACE", Tagging="")
+        except ClientError as exc:
+            if error_code(exc) in ("412", "PreconditionFailed", "404", "NoSuchKey"):
+                raise Changed(source) from None
+            raise
+        if source != key:
+            await self.delete(source)
 
     async def download_url(self, key: str, expires: int) -> str:
         if self.cdn is not None:

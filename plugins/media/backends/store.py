@@ -4,8 +4,11 @@ Every store (S3 in `s3.py`, the embedded one in `local.py`) offers the same oper
 
     await store.presign_upload(key, content_type, size, expires)  -> (url, form fields for exactly
                                                                  that type and size)
-    await store.head(key)                  -> Head(size, content_type) or None
-    await store.finish(key)                -> the upload is accepted (S3: its pending tag goes)
+    await store.head(key)                  -> Head(size, content_type, etag) or None
+    await store.read_start(key, etag)      -> the object's first SNIFF_BYTES (a ranged read)
+    await store.publish(source, etag, key, content_type, attachment)
+                                           -> the checked upload becomes the object `key`, served
+                                              with that type (and as an attachment if so)
     await store.download_url(key, expires) -> a URL that works until `expires` (epoch seconds)
     await store.public_url(key)            -> a URL for an avatar that does not expire
     await store.delete(key)                -> gone (no error if it already was)
@@ -13,6 +16,8 @@ Every store (S3 in `s3.py`, the embedded one in `local.py`) offers the same oper
                                               deletion's hook): {"media objects": how many}
     await store.probe()                    -> readiness details; raises when unusable
     store.context                          -> the cleanup context that opens and closes it
+
+`read_start` and `publish` raise `Changed` when the object no longer has the etag `head` gave.
 
 URLs are absolute: the local store's start with MEDIA_LOCAL_PUBLIC_URL (by default the gateway's
 listen address), never with the host a request names. The server chooses every key,
@@ -48,6 +53,11 @@ KEY = re.compile(r"(?:u|avatars)/(?:[A-Za-z0-9_-]{1,128}|~[0-9a-f]{32})/[A-Za-z0
 class Head:
     size: int
     content_type: str
+    etag: str
+
+
+class Changed(Exception):
+    """The upload changed (was posted again) between its check and its use: nothing was published."""
 
 
 def owner_segment(sub: str) -> str:
