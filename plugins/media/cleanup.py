@@ -1,5 +1,6 @@
 """`python -m gateway media-cleanup`: removes pending media older than MEDIA_PENDING_EXPIRY_SECONDS
-and their objects (run it from a timer; on S3 the bucket's lifecycle rule is the backstop)."""
+and their uploads, then every object no record accounts for (run it from a timer; on S3 the
+bucket's lifecycle rules are the backstop)."""
 from __future__ import annotations
 
 import time
@@ -7,20 +8,45 @@ import time
 from aiohttp import web
 
 from plugins.data.api import Repository, utc_text
+from plugins.media.backends.store import incoming_key, media_id
 
 BATCH = 500
 
 
 async def remove_expired(media: Repository, store, pending_expiry: int) -> int:
     """The record goes first, and only while still pending, so an upload completed meanwhile keeps
-    its object; an object whose deletion fails after that is left to the lifecycle rule."""
+    its object; an object whose deletion fails after that is left to the next run's orphan pass."""
     cutoff = utc_text(int(time.time()) - pending_expiry)
     removed = 0
     while rows := await media.find_where({"status": "pending"}, created_before=cutoff, limit=BATCH):
         for row in rows:
             if await media.delete_where({"id": row["id"], "status": "pending"}):
-                await store.delete(row["object_key"])
+                for key in (incoming_key(row["object_key"]), row["object_key"]):
+                    await store.delete(key)
                 removed += 1
+    return removed
+
+
+def accounted(key: str, row: dict | None) -> bool:
+    """Whether a record accounts for the object `key`: a published object belongs to its record,
+    an upload to its record while that is pending (a ready one has published it already)."""
+    if row is None:
+        return False
+    if key == row["object_key"]:
+        return True
+    return key == incoming_key(row["object_key"]) and row["status"] == "pending"
+
+
+async def remove_orphans(media: Repository, store) -> int:
+    """Objects no record accounts for: uploads re-posted after complete or after a delete, and
+    whatever a failed deletion left. A record always exists before its form is handed out, so an
+    object without one is never an upload in progress."""
+    removed = 0
+    async for key in store.keys():
+        found = media_id(key)
+        if not accounted(key, found and await media.find(found)):
+            await store.delete(key)
+            removed += 1
     return removed
 
 
@@ -29,10 +55,11 @@ def command(media: Repository, store, pending_expiry: int):
         runner = web.AppRunner(app)  # starts the app's resources (database, store) without serving
         await runner.setup()
         try:
-            removed = await remove_expired(media, store, pending_expiry)
+            expired = await remove_expired(media, store, pending_expiry)
+            orphans = await remove_orphans(media, store)
         finally:
             await runner.cleanup()
-        print(f"media-cleanup: {removed} expired pending uploads removed")
+        print(f"media-cleanup: {expired} expired pending uploads removed, {orphans} objects without a record removed")
         return 0
 
     return run

@@ -14,7 +14,7 @@ from gateway.problems import Problem, ValidationProblem
 from plugins.auth.api import PrincipalOf
 from plugins.data.api import Database, ListQuery, Resource, not_found, utc_text
 from plugins.media.avatars import Avatars
-from plugins.media.backends.store import Changed, object_key
+from plugins.media.backends.store import Changed, incoming_key, object_key
 from plugins.media.content import mismatch
 
 PURPOSES = ("avatar", "attachment")
@@ -109,7 +109,7 @@ class MediaApi:
         media_id = secrets.token_urlsafe(16)
         key = object_key(body["purpose"], owner, media_id, body["content_type"])
         expires = int(time.time()) + self.settings.upload_expiry
-        url, form = await self.store.presign_upload(key, body["content_type"], body["size"], expires)
+        url, form = await self.store.presign_upload(incoming_key(key), body["content_type"], body["size"], expires)
         row = await self.media.repository.insert(
             {"id": media_id, "owner": owner, "status": "pending", "object_key": key, **body})
         return web.json_response(
@@ -122,29 +122,32 @@ class MediaApi:
         owner, row = await self._own(request)
         if row["status"] == "ready":
             return await self._represent(request, row)
-        head = await self.store.head(row["object_key"])
+        upload, key = incoming_key(row["object_key"]), row["object_key"]
+        head = await self.store.head(upload)
         if head is None:
             raise Problem(409, "Conflict", "Nothing has been uploaded for this media yet.")
         if head.content_type != row["content_type"]:
-            await self.refuse(row, f"The upload is {head.content_type}, not {row['content_type']}.")
+            await self.refuse(upload, f"The upload is {head.content_type}, not {row['content_type']}.")
         if head.size != row["size"]:
-            await self.refuse(row, f"The upload has {head.size} bytes, not the {row['size']} declared.")
+            await self.refuse(upload, f"The upload has {head.size} bytes, not the {row['size']} declared.")
         try:
-            if problem := mismatch(row["content_type"], await self.store.read_start(row["object_key"], head.etag)):
-                await self.refuse(row, problem)
-            await self.store.publish(row["object_key"], head.etag, row["object_key"], row["content_type"],
-                                     attachment=row["purpose"] != "avatar")
+            if problem := mismatch(row["content_type"], await self.store.read_start(upload, head.etag)):
+                await self.refuse(upload, problem)
+            await self.store.publish(upload, head.etag, key, row["content_type"], attachment=row["purpose"] != "avatar")
         except Changed:
             raise Problem(409, "Conflict", "The upload changed while it was checked: complete again.") from None
-        await self.media.repository.update_where({"id": row["id"], "owner": owner, "status": "pending"},
-                                                 {"status": "ready"})
+        if not await self.media.repository.update_where({"id": row["id"], "owner": owner, "status": "pending"},
+                                                        {"status": "ready"}):
+            if await self.media.row(row["id"], owner) is None:  # deleted meanwhile: what was published goes too
+                await self.store.delete(key)
+                raise not_found("media")
         await self.media.written(row["id"], owner)
         _, row = await self._own(request)
         return await self._represent(request, row)
 
-    async def refuse(self, row: dict, detail: str) -> None:
+    async def refuse(self, upload: str, detail: str) -> None:
         """An upload that is not what was declared goes; the media stays pending for another try."""
-        await self.store.delete(row["object_key"])
+        await self.store.delete(upload)
         raise Problem(409, "Conflict", f"{detail} The upload was removed: upload the declared file again.")
 
     async def get(self, request: web.Request) -> web.Response:
@@ -155,12 +158,14 @@ class MediaApi:
         return await self.media.list(request, query, owner=self.principal(request).sub)
 
     async def delete(self, request: web.Request) -> web.Response:
-        """The object first: if that fails the record stays, and deleting again retries it."""
+        """The objects first (the published one and an upload): if that fails the record stays, and
+        deleting again retries it."""
         owner = self.principal(request).sub
         media_id = request.match_info["id"]
         row = await self.media.row(media_id, owner)
         if row is not None:
-            await self.store.delete(row["object_key"])
+            for key in (row["object_key"], incoming_key(row["object_key"])):
+                await self.store.delete(key)
             async with self.database.transaction() as tx:
                 await self.media.repository.delete_where({"id": media_id, "owner": owner}, tx=tx)
                 after_commit = await self.avatars.forget(tx, owner, media_id)

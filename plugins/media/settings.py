@@ -14,7 +14,8 @@ CDN = {
     "cdn_key_pair_id": "MEDIA_CDN_KEY_PAIR_ID",
     "cdn_private_key_file": "MEDIA_CDN_PRIVATE_KEY_FILE",
 }
-MAX_POST_BYTES = 5 * 1024 * MiB  # S3's limit for a single POST upload
+# S3's limit for a single POST upload, and for one CopyObject (complete copies each upload once).
+MAX_POST_BYTES = 5 * 1024 * MiB
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4's limit
 
 

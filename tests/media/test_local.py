@@ -38,12 +38,14 @@ async def test_create_upload_complete_download(app, caller, root):
                      "size": len(JPEG), "created_at": media["created_at"]}
     assert len(media["id"]) >= 22
     assert form["method"] == "POST" and form["url"] == str(app.client.make_url("/local-media"))
-    assert form["fields"]["key"] == f"avatars/{sub}/{media['id']}.jpg"
+    assert form["fields"]["key"] == f"incoming/avatars/{sub}/{media['id']}.jpg"  # never served from there
 
     assert (await upload(form, JPEG)).status == 204
     assert stored(root) == [form["fields"]["key"], form["fields"]["key"] + ".meta"]
     completed = await app.complete(auth, media["id"])
     assert completed.status == 200
+    key = f"avatars/{sub}/{media['id']}.jpg"
+    assert stored(root) == [key, key + ".meta"]  # published: the upload moved to its key
     ready = await completed.json()
     assert ready["status"] == "ready" and ready["size"] == len(JPEG)
 
@@ -111,6 +113,7 @@ async def test_complete_checks_the_stored_object_again_and_removes_a_mismatch(ap
     auth, _ = caller()
     created = await app.create(auth)
     key = created["upload"]["fields"]["key"]
+    assert key.startswith("incoming/")
     assert (await upload(created["upload"], JPEG)).status == 204
     (root / key).write_bytes(JPEG + b"more")
     refused = await app.complete(auth, created["media"]["id"])

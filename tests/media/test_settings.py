@@ -53,3 +53,13 @@ def test_the_local_stores_public_url_must_be_a_url():
     assert "MEDIA_LOCAL_PUBLIC_URL" in problems(MEDIA_LOCAL_PUBLIC_URL="media.example.com")
     settings = load(MediaSettings, {"MEDIA_LOCAL_PUBLIC_URL": "http://10.0.0.5:8080"})
     assert settings.local_public_url == "http://10.0.0.5:8080"
+
+
+def test_no_media_is_larger_than_one_copy_object_request_takes():
+    """Amazon S3 User Guide, "Copying an object using multipart upload"
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/CopyingObjctsMPUapi.html): objects under
+    5 GB are copied in a single operation, larger ones need the multipart copy API. Complete copies
+    every upload to its key with one CopyObject, so no purpose accepts more."""
+    assert load(MediaSettings, {"MEDIA_ATTACHMENT_MAX_BYTES": str(5 << 30)}).attachment_max_bytes == 5 << 30
+    assert "MEDIA_ATTACHMENT_MAX_BYTES" in problems(MEDIA_ATTACHMENT_MAX_BYTES=str((5 << 30) + 1))
+    assert "MEDIA_AVATAR_MAX_BYTES" in problems(MEDIA_AVATAR_MAX_BYTES=str((5 << 30) + 1))

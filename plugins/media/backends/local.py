@@ -1,8 +1,8 @@
 """The embedded store: objects under `${GATEWAY_DATA_DIR}/media`, served by the gateway itself.
 
 It behaves like the S3 bucket behind CloudFront so that a phone's code is the same for both:
-`POST /local-media` takes the presigned form (fields first, the file last) and `GET
-/local-media/{key}` serves objects: `avatars/` to anyone (like the CDN's public path), everything
+`POST /local-media` takes the presigned form (fields first, the file last; uploads land under
+`incoming/`, never served) and `GET /local-media/{key}` serves published objects: `avatars/` to anyone (like the CDN's public path), everything
 else only with an unexpired HMAC signature. Unlike moto it enforces the whole policy: the
 signature, the expiry, the exact key, the content type and the exact size. Keys must match
 `backends.KEY` (no dots but the extension's, no empty segments), so no key reaches outside the
@@ -28,7 +28,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.files import create_once
 from gateway.problems import Problem
-from plugins.media.backends.store import KEY, PREFIXES, Changed, Head, owner_prefixes
+from plugins.media.backends.store import KEY, PREFIXES, STORED_KEY, Changed, Head, owner_prefixes
 from plugins.media.content import SNIFF_BYTES
 
 BASE = "/local-media"
@@ -80,7 +80,7 @@ class LocalStore:
         return hmac.compare_digest(self._sign(message).encode(), signature.encode())
 
     def _path(self, key: str) -> Path:
-        if not KEY.fullmatch(key):
+        if not STORED_KEY.fullmatch(key):
             raise denied("No such key.")
         return self.root / key
 
@@ -137,6 +137,14 @@ class LocalStore:
         path = self._path(key)
         for file in (path, Path(f"{path}.meta")):
             file.unlink(missing_ok=True)
+
+    async def keys(self):
+        def walk() -> list[str]:
+            found = (str(path.relative_to(self.root)) for path in self.root.rglob("*") if path.is_file())
+            return sorted(key for key in found if STORED_KEY.fullmatch(key))
+
+        for key in await asyncio.to_thread(walk):
+            yield key
 
     async def delete_owner(self, owner: str) -> dict[str, int]:
         def remove() -> int:
@@ -210,6 +218,8 @@ class LocalStore:
     async def serve(self, request: web.Request) -> web.StreamResponse:
         """GET /local-media/{key}: avatars for anyone, other objects with a valid signature."""
         key = "{prefix}/{owner}/{name}".format_map(request.match_info)
+        if not KEY.fullmatch(key):  # never an upload not yet published
+            raise Problem(404, "Not Found", "There is no such object.")
         if not key.startswith(PUBLIC_PREFIX):
             expires, signature = request.query.get("expires", ""), request.query.get("signature", "")
             if not self._signed(f"GET\n{key}\n{expires}", signature):

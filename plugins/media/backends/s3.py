@@ -2,9 +2,9 @@
 come back through CloudFront signed URLs (or S3 presigned GETs when there is no CDN).
 
 One aioboto3 session and one client per worker, opened in a cleanup context. The POST policy pins
-everything the phone could otherwise choose: the exact key, the exact Content-Type, the exact size,
-server-side encryption, and the `gateway-status=pending` tag that lets the bucket's lifecycle rule
-expire uploads nobody completed (`publish` copies without it).
+everything the phone could otherwise choose: the exact key (under `incoming/`, which CloudFront may
+not read and a lifecycle rule expires), the exact Content-Type, the exact size and server-side
+encryption. Complete copies the checked upload to its final key (`publish`).
 """
 from __future__ import annotations
 
@@ -21,14 +21,13 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from gateway import tracing
-from plugins.media.backends.store import PREFIXES, Changed, Head, owner_prefixes
+from plugins.media.backends.store import DEFAULT_PREFIX, INCOMING, PREFIXES, Changed, Head, owner_prefixes
 from plugins.media.backends.cloudfront import CloudFront
 from plugins.media.content import SNIFF_BYTES
 
 log = logging.getLogger("gateway.media")
 
 ENCRYPTION = "AES256"
-PENDING_TAG = "<Tagging><TagSet><Tag><Key>gateway-status</Key><Value>pending</Value></Tag></TagSet></Tagging>"
 CONFIG = Config(
     signature_version="s3v4",
     connect_timeout=2,
@@ -91,11 +90,11 @@ class S3Store:
             self.client = self.cloudfront = None
 
     async def presign_upload(self, key: str, content_type: str, size: int, expires: int) -> tuple[str, dict]:
-        fields = {"Content-Type": content_type, "x-amz-server-side-encryption": ENCRYPTION, "tagging": PENDING_TAG}
+        fields = {"Content-Type": content_type, "x-amz-server-side-encryption": ENCRYPTION}
         post = await self.client.generate_presigned_post(
             Bucket=self.bucket, Key=key, Fields=fields,
             Conditions=[{"Content-Type": content_type}, ["content-length-range", size, size],
-                        {"x-amz-server-side-encryption": ENCRYPTION}, {"tagging": PENDING_TAG}],
+                        {"x-amz-server-side-encryption": ENCRYPTION}],
             ExpiresIn=expires - int(time.time()),
         )
         return post["url"], post["fields"]
@@ -122,14 +121,13 @@ class S3Store:
 
     async def publish(self, source: str, etag: str, key: str, content_type: str, attachment: bool) -> None:
         """A copy of exactly the checked version (CopySourceIfMatch), with the verified type and
-        disposition as the object's own metadata (so CloudFront and presigned GETs serve them), and
-        without the pending tag; one CopyObject request takes objects up to 5 GB (docs/infra.md)."""
+        disposition as the object's own metadata (so CloudFront and presigned GETs serve them); one
+        CopyObject request takes objects up to 5 GB, MEDIA_ATTACHMENT_MAX_BYTES's limit (docs/infra.md)."""
         try:
             await self.client.copy_object(
                 Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": source},
                 CopySourceIfMatch=etag, MetadataDirective="REPLACE", ContentType=content_type,
-                ContentDisposition="attachment" if attachment else "inline", ServerSideEncryption=ENCRYPTION,
-                TaggingDirective="REPLACE", Tagging="")
+                ContentDisposition="attachment" if attachment else "inline", ServerSideEncryption=ENCRYPTION)
         except ClientError as exc:
             if error_code(exc) in ("412", "PreconditionFailed", "404", "NoSuchKey"):
                 raise Changed(source) from None
@@ -153,6 +151,13 @@ class S3Store:
 
     async def delete(self, key: str) -> None:
         await self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    async def keys(self):
+        paginator = self.client.get_paginator("list_objects_v2")
+        for prefix in (INCOMING, *(f"{prefix}/" for prefix in (*PREFIXES.values(), DEFAULT_PREFIX))):
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield item["Key"]
 
     async def delete_owner(self, owner: str) -> dict[str, int]:
         """Every object under the owner's prefixes, orphans too. In a versioned bucket this leaves

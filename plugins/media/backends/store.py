@@ -12,6 +12,8 @@ Every store (S3 in `s3.py`, the embedded one in `local.py`) offers the same oper
     await store.download_url(key, expires) -> a URL that works until `expires` (epoch seconds)
     await store.public_url(key)            -> a URL for an avatar that does not expire
     await store.delete(key)                -> gone (no error if it already was)
+    store.keys()                           -> every object key in the store (async iterator), for
+                                              the removal of objects no record names
     await store.delete_owner(owner)        -> every object under the owner's prefixes gone (an account
                                               deletion's hook): {"media objects": how many}
     await store.probe()                    -> readiness details; raises when unusable
@@ -23,7 +25,8 @@ URLs are absolute: the local store's start with MEDIA_LOCAL_PUBLIC_URL (by defau
 listen address), never with the host a request names. The server chooses every key,
 `{prefix}/{owner}/{media id}.{extension}`: avatars under
 `avatars/` (a public path on the CDN, see docs/decisions/avatar-urls.md), everything else under
-`u/` (signed URLs only).
+`u/` (signed URLs only). Uploads land under `incoming/` + that key, which is never served; complete
+publishes a checked upload to its key (docs/decisions/media-immutability.md).
 """
 from __future__ import annotations
 
@@ -45,8 +48,11 @@ EXTENSIONS = {
 PREFIXES = {"avatar": "avatars"}
 DEFAULT_PREFIX = "u"
 PLAIN_OWNER = re.compile(r"[A-Za-z0-9_-]{1,128}")
+INCOMING = "incoming/"
 # Every key object_key() makes, and nothing else: no dots outside the extension, no empty segments.
-KEY = re.compile(r"(?:u|avatars)/(?:[A-Za-z0-9_-]{1,128}|~[0-9a-f]{32})/[A-Za-z0-9_-]{1,64}\.[a-z0-9]{1,8}")
+KEY = re.compile(r"(?:u|avatars)/(?:[A-Za-z0-9_-]{1,128}|~[0-9a-f]{32})/([A-Za-z0-9_-]{1,64})\.[a-z0-9]{1,8}")
+# Those and their uploads' keys.
+STORED_KEY = re.compile(f"(?:{INCOMING})?{KEY.pattern}")
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,19 @@ def object_key(purpose: str, owner: str, media_id: str, content_type: str) -> st
     return f"{prefix}/{owner_segment(owner)}/{media_id}.{EXTENSIONS[content_type]}"
 
 
+def incoming_key(key: str) -> str:
+    """Where the upload for `key` lands."""
+    return INCOMING + key
+
+
+def media_id(key: str) -> str | None:
+    """The media id in a stored key (an upload's too), or None for a key the gateway never makes."""
+    found = STORED_KEY.fullmatch(key)
+    return found and found.group(1)
+
+
 def owner_prefixes(owner: str) -> list[str]:
-    """Where an owner's objects are, whatever their purpose: `avatars/{owner}/`, `u/{owner}/`."""
-    return [f"{prefix}/{owner_segment(owner)}/" for prefix in (*PREFIXES.values(), DEFAULT_PREFIX)]
+    """Where an owner's objects are, whatever their purpose: `avatars/{owner}/`, `u/{owner}/`, and
+    the uploads under `incoming/`."""
+    final = [f"{prefix}/{owner_segment(owner)}/" for prefix in (*PREFIXES.values(), DEFAULT_PREFIX)]
+    return final + [incoming_key(prefix) for prefix in final]
