@@ -16,6 +16,7 @@ from plugins.data.api import Database, ListQuery, Resource, not_found, utc_text
 from plugins.media.avatars import Avatars
 from plugins.media.backends.store import Changed, incoming_key, object_key
 from plugins.media.content import mismatch
+from plugins.media.quotas import Quotas
 
 PURPOSES = ("avatar", "attachment")
 
@@ -67,9 +68,10 @@ class Purpose:
 
 
 class MediaApi:
-    def __init__(self, media: Resource, store, avatars: Avatars, database: Database, principal: PrincipalOf,
-                 settings) -> None:
+    def __init__(self, media: Resource, store, avatars: Avatars, quotas: Quotas, database: Database,
+                 principal: PrincipalOf, settings) -> None:
         self.media = media
+        self.quotas = quotas
         self.store = store
         self.avatars = avatars
         self.database = database
@@ -108,10 +110,10 @@ class MediaApi:
             raise ValidationProblem(errors)
         media_id = secrets.token_urlsafe(16)
         key = object_key(body["purpose"], owner, media_id, body["content_type"])
+        row = await self.quotas.reserve(owner, body["size"], lambda tx: self.media.repository.insert(
+            {"id": media_id, "owner": owner, "status": "pending", "object_key": key, **body}, tx=tx))
         expires = int(time.time()) + self.settings.upload_expiry
         url, form = await self.store.presign_upload(incoming_key(key), body["content_type"], body["size"], expires)
-        row = await self.media.repository.insert(
-            {"id": media_id, "owner": owner, "status": "pending", "object_key": key, **body})
         return web.json_response(
             {"media": await self.media.data(row),
              "upload": {"method": "POST", "url": url, "fields": form, "expires_at": utc_text(expires)}},
@@ -179,8 +181,11 @@ def add_routes(ctx, api: MediaApi) -> None:
     tags = ("media",)
     ctx.route("POST", "/v1/media", api.create, "Create a pending media record and a presigned upload for it",
               body=CreateMediaSchema, tags=tags,
-              responses={201: CreatedMediaSchema, 415: "The body is not application/json",
-                         422: "A purpose, content type or size this gateway does not accept"})
+              responses={201: CreatedMediaSchema, 409: "The upload does not fit the caller's remaining storage",
+                         413: "The upload is larger than the caller's whole storage quota",
+                         415: "The body is not application/json",
+                         422: "A purpose, content type or size this gateway does not accept",
+                         429: "Too many uploads this hour (Retry-After) or in progress"})
     ctx.route("POST", "/v1/media/{id}/complete", api.complete,
               "Check the uploaded object (exists, exact type and size) and mark the media ready", tags=tags,
               responses={200: MediaSchema, 404: "No such media of yours",

@@ -50,6 +50,10 @@ class MediaSettings(SettingsSchema):
                                validate=validate.Range(10, 3600))
     download_expiry = fields.Int(data_key="MEDIA_DOWNLOAD_EXPIRY_SECONDS", load_default=3600,
                                  validate=validate.Range(10, MAX_PRESIGN_SECONDS))
+    quota_pending = fields.Int(data_key="MEDIA_QUOTA_PENDING", load_default=20, validate=validate.Range(1))
+    quota_uploads_per_hour = fields.Int(data_key="MEDIA_QUOTA_UPLOADS_PER_HOUR", load_default=200,
+                                        validate=validate.Range(1))
+    quota_bytes = fields.Int(data_key="MEDIA_QUOTA_BYTES", load_default=5 * 1024 * MiB, validate=validate.Range(1))
     pending_expiry = fields.Int(data_key="MEDIA_PENDING_EXPIRY_SECONDS", load_default=86400,
                                 validate=validate.Range(60, 30 * 86400))
 
