@@ -50,11 +50,17 @@ def setup(ctx: SetupContext) -> None:
                   public=True, tags=("media",), max_body=upload_limit,
                   responses={204: "Stored", 400: "The file is missing or its size is out of range",
                              403: "The policy is forged, expired, or does not cover the form"})
+        ctx.route("PUT", r"/local-media/parts/{upload_id}/{number:\d{1,5}}", store.receive_part,
+                  "Upload one part of a resumable upload to the local store (a URL from the media API)", public=True,
+                  tags=("media",), max_body=settings.multipart_part_bytes,
+                  responses={200: "Stored; the ETag header names the part", 400: "Not the part's exact size",
+                             403: "Bad or expired signature", 404: "No such upload"})
         ctx.route("GET", "/local-media/{prefix}/{owner}/{name}", store.serve, "Download from the local store", public=True,
                   tags=("media",), responses={200: "The object", 403: "Bad or expired signature", 404: "No such object"})
     ctx.readiness_check("media", store.probe, critical=False, timeout=2.0)
-    ctx.command("media-cleanup", "delete pending media older than MEDIA_PENDING_EXPIRY_SECONDS and their objects",
-                cleanup.command(media.repository, store, settings.pending_expiry))
+    ctx.command("media-cleanup", "delete pending media older than MEDIA_PENDING_EXPIRY_SECONDS and their uploads, then "
+                "every object and resumable upload no record accounts for",
+                cleanup.command(media.repository, store, settings))
 
 
 plugin = Plugin(

@@ -1,6 +1,6 @@
 """`python -m gateway media-cleanup`: removes pending media older than MEDIA_PENDING_EXPIRY_SECONDS
-and their uploads, then every object no record accounts for (run it from a timer; on S3 the
-bucket's lifecycle rules are the backstop)."""
+and their uploads (resumable ones aborted), then every object and resumable upload no record
+accounts for (run it from a timer; on S3 the bucket's lifecycle rules are the backstop)."""
 from __future__ import annotations
 
 import time
@@ -21,6 +21,8 @@ async def remove_expired(media: Repository, store, pending_expiry: int) -> int:
     while rows := await media.find_where({"status": "pending"}, created_before=cutoff, limit=BATCH):
         for row in rows:
             if await media.delete_where({"id": row["id"], "status": "pending"}):
+                if row["upload_id"]:
+                    await store.abort_multipart(incoming_key(row["object_key"]), row["upload_id"])
                 for key in (incoming_key(row["object_key"]), row["object_key"]):
                     await store.delete(key)
                 removed += 1
@@ -50,16 +52,31 @@ async def remove_orphans(media: Repository, store) -> int:
     return removed
 
 
-def command(media: Repository, store, pending_expiry: int):
+async def abort_orphan_sessions(media: Repository, store, grace: int) -> int:
+    """Resumable uploads no pending record names. A session is started just before its record is
+    written, so only those older than `grace` are aborted."""
+    aborted, cutoff = 0, time.time() - grace
+    async for key, upload_id, initiated in store.multipart_uploads():
+        found = media_id(key)
+        if initiated < cutoff and not (found and await media.find_where({"id": found, "upload_id": upload_id,
+                                                                         "status": "pending"})):
+            await store.abort_multipart(key, upload_id)
+            aborted += 1
+    return aborted
+
+
+def command(media: Repository, store, settings):
     async def run(app: web.Application, args) -> int:
         runner = web.AppRunner(app)  # starts the app's resources (database, store) without serving
         await runner.setup()
         try:
-            expired = await remove_expired(media, store, pending_expiry)
+            expired = await remove_expired(media, store, settings.pending_expiry)
             orphans = await remove_orphans(media, store)
+            sessions = await abort_orphan_sessions(media, store, settings.upload_expiry)
         finally:
             await runner.cleanup()
-        print(f"media-cleanup: {expired} expired pending uploads removed, {orphans} objects without a record removed")
+        print(f"media-cleanup: {expired} expired pending uploads removed, {orphans} objects and {sessions} "
+              "resumable uploads without a record removed")
         return 0
 
     return run

@@ -17,6 +17,7 @@ CDN = {
 # S3's limit for a single POST upload, and for one CopyObject (complete copies each upload once).
 MAX_POST_BYTES = 5 * 1024 * MiB
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4's limit
+MIN_PART_BYTES = 5 * MiB  # S3's smallest part (but the last) of a multipart upload
 
 
 def content_types(value: tuple[str, ...]) -> None:
@@ -50,6 +51,10 @@ class MediaSettings(SettingsSchema):
                                validate=validate.Range(10, 3600))
     download_expiry = fields.Int(data_key="MEDIA_DOWNLOAD_EXPIRY_SECONDS", load_default=3600,
                                  validate=validate.Range(10, MAX_PRESIGN_SECONDS))
+    multipart_threshold = fields.Int(data_key="MEDIA_MULTIPART_THRESHOLD_BYTES", load_default=16 * MiB,
+                                     validate=validate.Range(MIN_PART_BYTES, MAX_POST_BYTES))
+    multipart_part_bytes = fields.Int(data_key="MEDIA_MULTIPART_PART_BYTES", load_default=8 * MiB,
+                                      validate=validate.Range(MIN_PART_BYTES, MAX_POST_BYTES))
     quota_pending = fields.Int(data_key="MEDIA_QUOTA_PENDING", load_default=20, validate=validate.Range(1))
     quota_uploads_per_hour = fields.Int(data_key="MEDIA_QUOTA_UPLOADS_PER_HOUR", load_default=200,
                                         validate=validate.Range(1))

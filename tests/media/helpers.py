@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import aiohttp
+
+from gateway.app import build
 
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4
 
@@ -30,6 +33,13 @@ class App:
         completed = await self.complete(auth, created["media"]["id"])
         assert completed.status == 200, await completed.text()
         return await completed.json()
+
+
+async def cleanup(env: dict) -> None:
+    """`python -m gateway media-cleanup`, as the command runs it."""
+    built = build(env)
+    command = next(c for c in built.registry.commands if c.name == "media-cleanup")
+    assert await command.run(built.app, SimpleNamespace()) == 0
 
 
 async def upload(upload: dict, data: bytes, fields: dict | None = None, content_type: str = "image/jpeg"):
@@ -74,3 +84,11 @@ SAMPLES = {
     "application/pdf": b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n" + bytes(80),
 }
 HTML = b"<!doctype html><script>alert(document.cookie)</script>" + bytes(40)
+
+
+async def put_part(url: str, data: bytes) -> tuple[int, str | None]:
+    """PUT one part of a resumable upload, as a phone does: (status, the ETag it answered)."""
+    async with aiohttp.ClientSession() as session:
+        async with session.put(url, data=data) as response:
+            await response.read()
+            return response.status, response.headers.get("ETag")

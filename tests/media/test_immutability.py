@@ -5,12 +5,10 @@ object no record accounts for. On both stores: the local one and S3 (the moto se
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from gateway.app import build
-from tests.media.helpers import JPEG, download, upload
+from tests.media.helpers import JPEG, cleanup, download, upload
 
 OTHER = JPEG[:-4] + b"evil"  # a valid JPEG start of the same size: only the policy's key stops it
 
@@ -34,12 +32,6 @@ def objects(env, request):
     root = Path(env["GATEWAY_DATA_DIR"]) / "media"
     return lambda: sorted(str(p.relative_to(root)) for p in root.rglob("*")
                           if p.is_file() and p.name != ".secret" and p.suffix != ".meta")
-
-
-async def cleanup(env: dict) -> None:
-    built = build(env)  # as `python -m gateway media-cleanup` does
-    command = next(c for c in built.registry.commands if c.name == "media-cleanup")
-    assert await command.run(built.app, SimpleNamespace()) == 0
 
 
 async def test_a_form_reused_after_complete_changes_nothing_served(app, caller, objects, env):

@@ -17,7 +17,9 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -28,11 +30,12 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.files import create_once
 from gateway.problems import Problem
-from plugins.media.backends.store import KEY, PREFIXES, STORED_KEY, Changed, Head, owner_prefixes
+from plugins.media.backends.store import KEY, PREFIXES, STORED_KEY, Changed, Head, Part, owner_prefixes
 from plugins.media.content import SNIFF_BYTES
 
 BASE = "/local-media"
 PUBLIC_PREFIX = PREFIXES["avatar"] + "/"
+UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 MAX_FIELD_BYTES = 4096
 MAX_FIELDS = 16
 
@@ -138,6 +141,66 @@ class LocalStore:
         for file in (path, Path(f"{path}.meta")):
             file.unlink(missing_ok=True)
 
+    # Resumable uploads: a session directory under .multipart/ holds the parts until complete.
+
+    def _session(self, upload_id: str) -> Path:
+        if not UPLOAD_ID.fullmatch(upload_id):
+            raise denied("No such upload.")
+        return self.root / ".multipart" / upload_id
+
+    def _load_session(self, upload_id: str) -> dict | None:
+        try:
+            return json.loads((self._session(upload_id) / "session.json").read_text())
+        except FileNotFoundError:
+            return None
+
+    async def start_multipart(self, key: str, content_type: str, size: int, part_size: int) -> str:
+        upload_id = secrets.token_urlsafe(16)
+        session = self._session(upload_id)
+        session.mkdir(parents=True)
+        (session / "session.json").write_text(json.dumps({"key": self._path(key).relative_to(self.root).as_posix(),
+                                                          "content_type": content_type, "size": size,
+                                                          "part_size": part_size, "initiated": int(time.time())}))
+        return upload_id
+
+    async def part_url(self, key: str, upload_id: str, number: int, expires: int) -> str:
+        signature = self._sign(f"PUT\n{upload_id}\n{number}\n{expires}")
+        return f"{self.base}/parts/{upload_id}/{number}?" + urlencode({"expires": expires, "signature": signature})
+
+    async def parts(self, key: str, upload_id: str) -> list[Part] | None:
+        def read() -> list[Part] | None:
+            session = self._session(upload_id)
+            if self._load_session(upload_id) is None:
+                return None
+            found = [int(path.stem) for path in session.glob("*.etag")]
+            return [Part(n, (session / f"{n}.etag").read_text(), (session / str(n)).stat().st_size) for n in sorted(found)]
+
+        return await asyncio.to_thread(read)
+
+    async def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        received = {part.number: part.etag for part in await self.parts(key, upload_id) or []}
+        if any(received.get(number) != etag for number, etag in parts):
+            raise Changed(key)
+        session, path = self._session(upload_id), self._path(key)
+        content_type = self._load_session(upload_id)["content_type"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=self.root, prefix=".upload-")
+        with os.fdopen(fd, "wb") as file:
+            for number, _ in parts:
+                with (session / str(number)).open("rb") as part:
+                    shutil.copyfileobj(part, file)
+        Path(f"{path}.meta").write_text(json.dumps({"content_type": content_type}))
+        os.replace(temporary, path)
+        shutil.rmtree(session, ignore_errors=True)
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        await asyncio.to_thread(shutil.rmtree, self._session(upload_id), True)
+
+    async def multipart_uploads(self):
+        for session in sorted((self.root / ".multipart").glob("*")):
+            if (found := self._load_session(session.name)) is not None:
+                yield found["key"], session.name, found["initiated"]
+
     async def keys(self):
         def walk() -> list[str]:
             found = (str(path.relative_to(self.root)) for path in self.root.rglob("*") if path.is_file())
@@ -147,9 +210,14 @@ class LocalStore:
             yield key
 
     async def delete_owner(self, owner: str) -> dict[str, int]:
+        prefixes = tuple(owner_prefixes(owner))
+        async for key, upload_id, _ in self.multipart_uploads():
+            if key.startswith(prefixes):
+                await self.abort_multipart(key, upload_id)
+
         def remove() -> int:
             removed = 0
-            for prefix in owner_prefixes(owner):
+            for prefix in prefixes:
                 for file in sorted((self.root / prefix).glob("*")):
                     removed += file.suffix != ".meta"
                     file.unlink(missing_ok=True)
@@ -202,6 +270,43 @@ class LocalStore:
             if os.path.exists(temporary):
                 os.unlink(temporary)
         return web.Response(status=204)
+
+    async def receive_part(self, request: web.Request) -> web.Response:
+        """PUT /local-media/parts/{upload_id}/{number}: one part, exactly its size (every part but the
+        last is the session's part size), under an unexpired signature; answers its ETag like S3."""
+        upload_id, number = request.match_info["upload_id"], request.match_info["number"]
+        expires, signature = request.query.get("expires", ""), request.query.get("signature", "")
+        if not self._signed(f"PUT\n{upload_id}\n{number}\n{expires}", signature):
+            raise denied("The URL's signature does not match.")
+        if not expires.isdigit() or time.time() >= int(expires):
+            raise denied("The URL has expired.")
+        session = await asyncio.to_thread(self._load_session, upload_id)
+        if session is None:
+            raise Problem(404, "Not Found", "There is no such upload (completed, aborted or expired).")
+        count = -(-session["size"] // session["part_size"])
+        index = int(number)
+        if not 1 <= index <= count:
+            raise Problem(400, "Bad Request", f"Parts are numbered 1 to {count}.")
+        expected = session["part_size"] if index < count else session["size"] - (count - 1) * session["part_size"]
+        digest, size = hashlib.md5(usedforsecurity=False), 0
+        fd, temporary = tempfile.mkstemp(dir=self._session(upload_id), prefix=".part-")
+        try:
+            with os.fdopen(fd, "wb") as file:
+                while chunk := await request.content.read(65536):
+                    size += len(chunk)
+                    if size > expected:
+                        break
+                    digest.update(chunk)
+                    file.write(chunk)
+            if size != expected:
+                raise Problem(400, "Bad Request", f"Part {index} must have exactly {expected} bytes.")
+            etag = f'"{digest.hexdigest()}"'
+            os.replace(temporary, self._session(upload_id) / str(index))
+            (self._session(upload_id) / f"{index}.etag").write_text(etag)
+        finally:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+        return web.Response(status=200, headers={"ETag": etag})
 
     def _allowed(self, form: dict[str, str]) -> tuple[str, str, int, int]:
         """What the signed policy lets this form store: (key, content type, min size, max size)."""

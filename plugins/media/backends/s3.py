@@ -21,7 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from gateway import tracing
-from plugins.media.backends.store import DEFAULT_PREFIX, INCOMING, PREFIXES, Changed, Head, owner_prefixes
+from plugins.media.backends.store import DEFAULT_PREFIX, INCOMING, PREFIXES, Changed, Head, Part, owner_prefixes
 from plugins.media.backends.cloudfront import CloudFront
 from plugins.media.content import SNIFF_BYTES
 
@@ -152,6 +152,54 @@ class S3Store:
     async def delete(self, key: str) -> None:
         await self.client.delete_object(Bucket=self.bucket, Key=key)
 
+    # Resumable uploads: S3 multipart uploads, the part URLs presigned UploadPart requests.
+
+    async def start_multipart(self, key: str, content_type: str, size: int, part_size: int) -> str:
+        answer = await self.client.create_multipart_upload(Bucket=self.bucket, Key=key, ContentType=content_type,
+                                                           ServerSideEncryption=ENCRYPTION)
+        return answer["UploadId"]
+
+    async def part_url(self, key: str, upload_id: str, number: int, expires: int) -> str:
+        return await self.client.generate_presigned_url(
+            "upload_part", Params={"Bucket": self.bucket, "Key": key, "UploadId": upload_id, "PartNumber": number},
+            ExpiresIn=expires - int(time.time()))
+
+    async def parts(self, key: str, upload_id: str) -> list[Part] | None:
+        """Every part received (ListParts answers at most 1,000 a page)."""
+        paginator = self.client.get_paginator("list_parts")
+        found = []
+        try:
+            async for page in paginator.paginate(Bucket=self.bucket, Key=key, UploadId=upload_id):
+                found += [Part(p["PartNumber"], p["ETag"], p["Size"]) for p in page.get("Parts", [])]
+        except ClientError as exc:
+            if error_code(exc) in ("404", "NoSuchUpload"):
+                return None
+            raise
+        return found
+
+    async def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        try:
+            await self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id,
+                MultipartUpload={"Parts": [{"PartNumber": number, "ETag": etag} for number, etag in parts]})
+        except ClientError as exc:
+            if error_code(exc) in ("404", "NoSuchUpload", "InvalidPart", "InvalidPartOrder", "EntityTooSmall"):
+                raise Changed(key) from None
+            raise
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        try:
+            await self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            if error_code(exc) not in ("404", "NoSuchUpload"):
+                raise
+
+    async def multipart_uploads(self, prefix: str = INCOMING):
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for upload in page.get("Uploads", []):
+                yield upload["Key"], upload["UploadId"], upload["Initiated"].timestamp()
+
     async def keys(self):
         paginator = self.client.get_paginator("list_objects_v2")
         for prefix in (INCOMING, *(f"{prefix}/" for prefix in (*PREFIXES.values(), DEFAULT_PREFIX))):
@@ -160,9 +208,13 @@ class S3Store:
                     yield item["Key"]
 
     async def delete_owner(self, owner: str) -> dict[str, int]:
-        """Every object under the owner's prefixes, orphans too. In a versioned bucket this leaves
-        delete markers; the bucket's lifecycle rule expires the noncurrent versions (docs/infra.md)."""
+        """Every object under the owner's prefixes, orphans too, and its resumable uploads in progress.
+        In a versioned bucket this leaves delete markers; the bucket's lifecycle rule expires the
+        noncurrent versions (docs/infra.md)."""
         removed, avatars = 0, []
+        for prefix in filter(lambda prefix: prefix.startswith(INCOMING), owner_prefixes(owner)):
+            async for key, upload_id, _ in self.multipart_uploads(prefix):
+                await self.abort_multipart(key, upload_id)
         paginator = self.client.get_paginator("list_objects_v2")
         for prefix in owner_prefixes(owner):
             async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix,

@@ -14,6 +14,17 @@ Every store (S3 in `s3.py`, the embedded one in `local.py`) offers the same oper
     await store.delete(key)                -> gone (no error if it already was)
     store.keys()                           -> every object key in the store (async iterator), for
                                               the removal of objects no record names
+
+Resumable uploads are S3 multipart uploads (the local store speaks the same protocol):
+
+    await store.start_multipart(key, content_type, size, part_size)  -> an upload id
+    await store.part_url(key, upload_id, number, expires)    -> a URL to PUT part `number` to
+    await store.parts(key, upload_id)                        -> [Part(number, etag, size)] received,
+                                                                or None if there is no such upload
+    await store.complete_multipart(key, upload_id, parts)    -> the object `key` from [(number, etag)]
+    await store.abort_multipart(key, upload_id)              -> gone (no error if it already was)
+    store.multipart_uploads()                                -> (key, upload id, initiated epoch) of
+                                                                every upload in progress (async iterator)
     await store.delete_owner(owner)        -> every object under the owner's prefixes gone (an account
                                               deletion's hook): {"media objects": how many}
     await store.probe()                    -> readiness details; raises when unusable
@@ -60,6 +71,13 @@ class Head:
     size: int
     content_type: str
     etag: str
+
+
+@dataclass(frozen=True)
+class Part:
+    number: int
+    etag: str
+    size: int
 
 
 class Changed(Exception):
