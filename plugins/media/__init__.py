@@ -50,7 +50,7 @@ def setup(ctx: SetupContext) -> None:
                   public=True, tags=("media",), max_body=upload_limit,
                   responses={204: "Stored", 400: "The file is missing or its size is out of range",
                              403: "The policy is forged, expired, or does not cover the form"})
-        ctx.route("PUT", r"/local-media/parts/{upload_id}/{number:\d{1,5}}", store.receive_part,
+        ctx.route("PUT", "/local-media/parts/{upload_id}/{number}", store.receive_part,
                   "Upload one part of a resumable upload to the local store (a URL from the media API)", public=True,
                   tags=("media",), max_body=settings.multipart_part_bytes,
                   responses={200: "Stored; the ETag header names the part", 400: "Not the part's exact size",

@@ -198,8 +198,14 @@ class MediaApi:
     async def _part_urls(self, row: dict, numbers) -> dict:
         expires = int(time.time()) + self.settings.upload_expiry
         key = incoming_key(row["object_key"])
-        urls = [{"part_number": n, "url": await self.store.part_url(key, row["upload_id"], n, expires)} for n in numbers]
+        urls = [{"part_number": n, "url": await self.store.part_url(key, row["upload_id"], n, expires)}
+                for n in numbers]
         return {"urls": urls, "expires_at": utc_text(expires)}
+
+    async def _unassembled(self, row: dict) -> bool:
+        """A resumable upload whose parts are not yet one object."""
+        return (row["status"] == "pending" and bool(row["upload_id"])
+                and await self.store.head(incoming_key(row["object_key"])) is None)
 
     async def _session(self, request: web.Request) -> tuple[str, dict]:
         owner, row = await self._own(request)
@@ -219,15 +225,16 @@ class MediaApi:
         """What the store has received, so that a phone restarted after a crash resumes from there."""
         _, row = await self._session(request)
         parts = await self.store.parts(incoming_key(row["object_key"]), row["upload_id"]) or []
-        return web.json_response({"part_size": row["part_size"], "parts": part_count(row), "received": [
-            {"part_number": p.number, "etag": p.etag, "size": p.size} for p in parts]}, headers={"Cache-Control": "no-store"})
+        received = [{"part_number": p.number, "etag": p.etag, "size": p.size} for p in parts]
+        return web.json_response({"part_size": row["part_size"], "parts": part_count(row), "received": received},
+                                 headers={"Cache-Control": "no-store"})
 
     async def complete_parts(self, request: web.Request, body: dict) -> web.Response:
         """Every part named with the ETag the store answered for it and of its exact size, then
         assembled and checked like any upload."""
         owner, row = await self._own(request)
         upload = incoming_key(row["object_key"])
-        if row["status"] == "pending" and row["upload_id"] and await self.store.head(upload) is None:
+        if await self._unassembled(row):
             count = part_count(row)
             named = [(part["part_number"], part["etag"].strip('"')) for part in body["parts"]]
             if [number for number, _ in named] != list(range(1, count + 1)):
@@ -250,7 +257,7 @@ class MediaApi:
 
     async def complete(self, request: web.Request) -> web.Response:
         owner, row = await self._own(request)
-        if row["status"] == "pending" and row["upload_id"] and await self.store.head(incoming_key(row["object_key"])) is None:
+        if await self._unassembled(row):
             raise Problem(409, "Conflict", "A resumable upload completes with POST /v1/media/{id}/parts/complete "
                           "and the parts' ETags.")
         return await self._complete(owner, row)

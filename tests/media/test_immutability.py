@@ -28,7 +28,7 @@ def objects(env, request):
     """`objects()`: every key the store holds (the local store's metadata files aside)."""
     if "MEDIA_BUCKET" in env:
         s3 = request.getfixturevalue("s3")
-        return lambda: sorted(item["Key"] for item in s3.list_objects_v2(Bucket=env["MEDIA_BUCKET"]).get("Contents", []))
+        return lambda: sorted(o["Key"] for o in s3.list_objects_v2(Bucket=env["MEDIA_BUCKET"]).get("Contents", []))
     root = Path(env["GATEWAY_DATA_DIR"]) / "media"
     return lambda: sorted(str(p.relative_to(root)) for p in root.rglob("*")
                           if p.is_file() and p.name != ".secret" and p.suffix != ".meta")

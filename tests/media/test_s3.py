@@ -76,7 +76,8 @@ async def test_an_upload_of_another_size_than_declared_is_refused_and_removed(ap
     data = (JPEG + b"\0")[:uploaded]
     assert (await upload(created["upload"], data)).status == 204
     refused = await app.complete(auth, created["media"]["id"])
-    assert refused.status == 409 and f"{uploaded} bytes, not the {len(JPEG)} declared" in (await refused.json())["detail"]
+    detail = (await refused.json())["detail"]
+    assert refused.status == 409 and f"{uploaded} bytes, not the {len(JPEG)} declared" in detail
     assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
 
 

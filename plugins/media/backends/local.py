@@ -2,12 +2,14 @@
 
 It behaves like the S3 bucket behind CloudFront so that a phone's code is the same for both:
 `POST /local-media` takes the presigned form (fields first, the file last; uploads land under
-`incoming/`, never served) and `GET /local-media/{key}` serves published objects: `avatars/` to anyone (like the CDN's public path), everything
-else only with an unexpired HMAC signature. Unlike moto it enforces the whole policy: the
-signature, the expiry, the exact key, the content type and the exact size. Keys must match
-`backends.KEY` (no dots but the extension's, no empty segments), so no key reaches outside the
-directory; a refused upload writes nothing. It is a development store: files are written from the
-event loop, and bodies are limited by GATEWAY_MAX_BODY_BYTES like any other.
+`incoming/`, never served), `PUT /local-media/parts/...` the parts of a resumable upload (kept under
+`.multipart/` until complete), and `GET /local-media/{key}` serves published objects: `avatars/` to
+anyone (like the CDN's public path), everything else only with an unexpired HMAC signature. Unlike
+moto it enforces the whole policy: the signature, the expiry, the exact key, the content type and
+the exact size (of a part too). Keys must match `backends.STORED_KEY` (no dots but the extension's,
+no empty segments), so no key reaches outside the directory; a refused upload writes nothing. It is
+a development store: files are written from the event loop, and bodies are limited by
+GATEWAY_MAX_BODY_BYTES like any other (parts by MEDIA_MULTIPART_PART_BYTES).
 """
 from __future__ import annotations
 
@@ -173,7 +175,8 @@ class LocalStore:
             if self._load_session(upload_id) is None:
                 return None
             found = [int(path.stem) for path in session.glob("*.etag")]
-            return [Part(n, (session / f"{n}.etag").read_text(), (session / str(n)).stat().st_size) for n in sorted(found)]
+            return [Part(n, (session / f"{n}.etag").read_text(), (session / str(n)).stat().st_size)
+                    for n in sorted(found)]
 
         return await asyncio.to_thread(read)
 
@@ -284,7 +287,7 @@ class LocalStore:
         if session is None:
             raise Problem(404, "Not Found", "There is no such upload (completed, aborted or expired).")
         count = -(-session["size"] // session["part_size"])
-        index = int(number)
+        index = int(number)  # signed: one of the numbers part_url() made
         if not 1 <= index <= count:
             raise Problem(400, "Bad Request", f"Parts are numbered 1 to {count}.")
         expected = session["part_size"] if index < count else session["size"] - (count - 1) * session["part_size"]
