@@ -53,8 +53,8 @@ async def remove_orphans(media: Repository, store) -> int:
 
 
 async def abort_orphan_sessions(media: Repository, store, grace: int) -> int:
-    """Resumable uploads no pending record names. A session is started just before its record is
-    written, so only those older than `grace` are aborted."""
+    """Resumable uploads no pending record names. A session's id is recorded just after it starts,
+    so only those older than `grace` are aborted."""
     aborted, cutoff = 0, time.time() - grace
     async for key, upload_id, initiated in store.multipart_uploads():
         found = media_id(key)

@@ -170,19 +170,19 @@ class MediaApi:
             raise ValidationProblem(errors)
         media_id = secrets.token_urlsafe(16)
         key = object_key(body["purpose"], owner, media_id, body["content_type"])
-        values = {"id": media_id, "owner": owner, "status": "pending", "object_key": key, **body}
-        if body["size"] > self.settings.multipart_threshold:
-            part_size = self.settings.multipart_part_bytes
-            values.update(part_size=part_size, upload_id=await self.store.start_multipart(
-                incoming_key(key), body["content_type"], body["size"], part_size))
-        try:
-            row = await self.quotas.reserve(owner, body["size"],
-                                            lambda tx: self.media.repository.insert(values, tx=tx))
-        except Problem:
-            if values.get("upload_id"):
-                await self.store.abort_multipart(incoming_key(key), values["upload_id"])
-            raise
-        if row.get("upload_id"):
+        resumable = body["size"] > self.settings.multipart_threshold
+        values = {"id": media_id, "owner": owner, "status": "pending", "object_key": key, **body,
+                  "part_size": self.settings.multipart_part_bytes if resumable else None}
+        row = await self.quotas.reserve(owner, body["size"], lambda tx: self.media.repository.insert(values, tx=tx))
+        if resumable:  # the session once the quotas allow it; cleanup spares a young one without its id recorded
+            try:
+                upload_id = await self.store.start_multipart(incoming_key(key), body["content_type"], body["size"],
+                                                             row["part_size"])
+            except Exception:
+                await self.media.repository.delete_where({"id": media_id, "owner": owner})
+                raise
+            await self.media.repository.update_where({"id": media_id, "owner": owner}, {"upload_id": upload_id})
+            row = {**row, "upload_id": upload_id}
             count = part_count(row)
             upload = {"method": "PUT", "part_size": row["part_size"], "parts": count,
                       **await self._part_urls(row, range(1, min(count, PART_URL_BATCH) + 1))}
@@ -295,6 +295,7 @@ class MediaApi:
         if row["upload_id"]:
             upload_id = await self.store.start_multipart(upload, row["content_type"], row["size"], row["part_size"])
             await self.media.repository.update_where({"id": row["id"], "status": "pending"}, {"upload_id": upload_id})
+            await self.media.written(row["id"], row["owner"])
         raise Problem(409, "Conflict", f"{detail} The upload was removed: upload the declared file again.")
 
     async def get(self, request: web.Request) -> web.Response:

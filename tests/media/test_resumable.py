@@ -162,7 +162,7 @@ async def test_cleanup_aborts_expired_sessions_and_sessions_without_a_record(app
     expired, orphaned, kept = [(await start(app, auth))["media"]["id"] for _ in range(3)]
     async with app.services[DATABASE].transaction() as tx:
         await tx.execute("UPDATE media SET created_at = ? WHERE id = ?", ("2000-01-01T00:00:00.000Z", expired))
-        # as if the gateway had stopped between starting the session and writing its record
+        # a session no record names (its record gone, as after a crash between deletions)
         await tx.execute("DELETE FROM media WHERE id = ?", (orphaned,))
     assert len(leftovers()[1]) == 3
 
