@@ -8,3 +8,5 @@ CREATE TABLE IF NOT EXISTS media_quotas (
     updated_at VARCHAR(32) NOT NULL,
     version INTEGER NOT NULL DEFAULT 1
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+-- The quota's count of an owner's uploads in progress and bytes, read from the index alone.
+ALTER TABLE media ADD INDEX media_owner_status_size (owner, status, size);

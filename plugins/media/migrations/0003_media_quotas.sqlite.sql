@@ -8,3 +8,5 @@ CREATE TABLE IF NOT EXISTS media_quotas (
     updated_at TEXT NOT NULL,
     version INTEGER NOT NULL DEFAULT 1
 );
+-- The quota's count of an owner's uploads in progress and bytes, read from the index alone.
+CREATE INDEX IF NOT EXISTS media_owner_status_size ON media (owner, status, size);
