@@ -101,3 +101,46 @@ async def test_the_local_store_never_serves_an_upload(start_app, media_env, call
     key = created["upload"]["fields"]["key"]
     assert (await app.client.get(f"/local-media/{key}")).status == 404
     assert (await app.client.get(f"/local-media/{key.removeprefix('incoming/')}")).status == 404
+
+
+async def test_an_upload_replaced_while_it_is_checked_is_not_published(start_app, media_env, caller, monkeypatch):
+    """The etag the check saw pins the publication: the local store's form posted again between the
+    ranged read and the copy (S3: x-amz-copy-source-if-match, which moto ignores)."""
+    from plugins.media.backends.local import LocalStore
+
+    app = await start_app(media_env)
+    auth, sub = caller()
+    created = await app.create(auth, "attachment")
+    assert (await upload(created["upload"], JPEG)).status == 204
+    read_start = LocalStore.read_start
+
+    async def racing(self, key, etag):
+        start = await read_start(self, key, etag)
+        assert (await upload(created["upload"], OTHER)).status == 204
+        return start
+
+    monkeypatch.setattr(LocalStore, "read_start", racing)
+    refused = await app.complete(auth, created["media"]["id"])
+    assert refused.status == 409 and "changed while it was checked" in (await refused.json())["detail"]
+    monkeypatch.setattr(LocalStore, "read_start", read_start)
+    completed = await (await app.complete(auth, created["media"]["id"])).json()
+    assert (await download(completed["url"]))[:2] == (200, OTHER)  # what was checked the second time
+
+
+async def test_a_delete_during_complete_leaves_nothing_published(start_app, media_env, caller, monkeypatch):
+    from plugins.media.backends.local import LocalStore
+
+    app = await start_app(media_env)
+    auth, _ = caller()
+    created = await app.create(auth, "attachment")
+    assert (await upload(created["upload"], JPEG)).status == 204
+    publish = LocalStore.publish
+
+    async def racing(self, *args, **kwargs):
+        await publish(self, *args, **kwargs)
+        assert (await app.client.delete(f"/v1/media/{created['media']['id']}", headers=auth)).status == 204
+
+    monkeypatch.setattr(LocalStore, "publish", racing)
+    assert (await app.complete(auth, created["media"]["id"])).status == 404
+    root = Path(media_env["GATEWAY_DATA_DIR"]) / "media"
+    assert [p for p in root.rglob("*") if p.is_file() and p.name != ".secret"] == []
