@@ -14,8 +14,10 @@ CDN = {
     "cdn_key_pair_id": "MEDIA_CDN_KEY_PAIR_ID",
     "cdn_private_key_file": "MEDIA_CDN_PRIVATE_KEY_FILE",
 }
-MAX_POST_BYTES = 5 * 1024 * MiB  # S3's limit for a single POST upload
+# S3's limit for a single POST upload, and for one CopyObject (complete copies each upload once).
+MAX_POST_BYTES = 5 * 1024 * MiB
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4's limit
+MIN_PART_BYTES = 5 * MiB  # S3's smallest part (but the last) of a multipart upload
 
 
 def content_types(value: tuple[str, ...]) -> None:
@@ -49,6 +51,14 @@ class MediaSettings(SettingsSchema):
                                validate=validate.Range(10, 3600))
     download_expiry = fields.Int(data_key="MEDIA_DOWNLOAD_EXPIRY_SECONDS", load_default=3600,
                                  validate=validate.Range(10, MAX_PRESIGN_SECONDS))
+    multipart_threshold = fields.Int(data_key="MEDIA_MULTIPART_THRESHOLD_BYTES", load_default=16 * MiB,
+                                     validate=validate.Range(MIN_PART_BYTES, MAX_POST_BYTES))
+    multipart_part_bytes = fields.Int(data_key="MEDIA_MULTIPART_PART_BYTES", load_default=8 * MiB,
+                                      validate=validate.Range(MIN_PART_BYTES, MAX_POST_BYTES))
+    quota_pending = fields.Int(data_key="MEDIA_QUOTA_PENDING", load_default=20, validate=validate.Range(1))
+    quota_uploads_per_hour = fields.Int(data_key="MEDIA_QUOTA_UPLOADS_PER_HOUR", load_default=200,
+                                        validate=validate.Range(1))
+    quota_bytes = fields.Int(data_key="MEDIA_QUOTA_BYTES", load_default=5 * 1024 * MiB, validate=validate.Range(1))
     pending_expiry = fields.Int(data_key="MEDIA_PENDING_EXPIRY_SECONDS", load_default=86400,
                                 validate=validate.Range(60, 30 * 86400))
 

@@ -287,7 +287,8 @@ def test_instance_role_is_least_privilege(templates):
     assert statements["DatabaseSecret"]["Resource"] == [{"Ref": "DatabaseSecretArn"}, {"Ref": "DatabaseMigratorSecretArn"}]
     objects = [r["Fn::Sub"] for r in statements["MediaObjects"]["Resource"]]
     assert objects == ["arn:${AWS::Partition}:s3:::${MediaBucketName}/u/*",
-                       "arn:${AWS::Partition}:s3:::${MediaBucketName}/avatars/*"]
+                       "arn:${AWS::Partition}:s3:::${MediaBucketName}/avatars/*",
+                       "arn:${AWS::Partition}:s3:::${MediaBucketName}/incoming/*"]
     assert all("/gateway/${EnvName}" in r["Fn::Sub"] for r in statements["BootParameters"]["Resource"])
 
 
@@ -330,7 +331,7 @@ def test_media_bucket_versioning_cors_and_abandoned_uploads(templates):
     assert p["VersioningConfiguration"]["Status"] == "Enabled"
     assert p["CorsConfiguration"]["CorsRules"][0]["AllowedMethods"] == ["POST"]
     rules = {r["Id"]: r for r in p["LifecycleConfiguration"]["Rules"]}
-    assert rules["expire-pending-uploads"]["TagFilters"] == [{"Key": "gateway-status", "Value": "pending"}]
+    assert rules["expire-pending-uploads"]["Prefix"] == "incoming/"
     assert "AbortIncompleteMultipartUpload" in rules["abort-incomplete-multipart"]
 
 

@@ -38,12 +38,14 @@ async def test_create_upload_complete_download(app, caller, root):
                      "size": len(JPEG), "created_at": media["created_at"]}
     assert len(media["id"]) >= 22
     assert form["method"] == "POST" and form["url"] == str(app.client.make_url("/local-media"))
-    assert form["fields"]["key"] == f"avatars/{sub}/{media['id']}.jpg"
+    assert form["fields"]["key"] == f"incoming/avatars/{sub}/{media['id']}.jpg"  # never served from there
 
     assert (await upload(form, JPEG)).status == 204
     assert stored(root) == [form["fields"]["key"], form["fields"]["key"] + ".meta"]
     completed = await app.complete(auth, media["id"])
     assert completed.status == 200
+    key = f"avatars/{sub}/{media['id']}.jpg"
+    assert stored(root) == [key, key + ".meta"]  # published: the upload moved to its key
     ready = await completed.json()
     assert ready["status"] == "ready" and ready["size"] == len(JPEG)
 
@@ -95,6 +97,8 @@ def last_changed(text: str) -> str:
 async def test_the_upload_endpoint_refuses_what_the_policy_does_not_allow(app, root, caller):
     await refused(app, root, caller, lambda f: None, status=400, data=JPEG * 3, size=2048)  # over the limit
     await refused(app, root, caller, lambda f: None, status=400, data=b"")  # under the range
+    await refused(app, root, caller, lambda f: None, status=400, size=len(JPEG) + 1)  # smaller than declared
+    await refused(app, root, caller, lambda f: None, status=400, size=len(JPEG) - 1)  # larger than declared
     await refused(app, root, caller, lambda f: f.update({"Content-Type": "image/png"}))
     await refused(app, root, caller, lambda f: f.update({"key": f["key"].replace(".jpg", ".png")}))
     await refused(app, root, caller, lambda f: f.update({"key": "avatars/someone-else/x.jpg"}))
@@ -102,6 +106,20 @@ async def test_the_upload_endpoint_refuses_what_the_policy_does_not_allow(app, r
     await refused(app, root, caller, lambda f: f.update({"signature": last_changed(f["signature"])}))
     await refused(app, root, caller, lambda f: f.update({"acl": "public-read"}))  # a field the policy lacks
     await refused(app, root, caller, lambda f: f.pop("policy"))
+
+
+async def test_complete_checks_the_stored_object_again_and_removes_a_mismatch(app, root, caller):
+    """Whatever reached the store (here: written behind the upload route's back) is measured again."""
+    auth, _ = caller()
+    created = await app.create(auth)
+    key = created["upload"]["fields"]["key"]
+    assert key.startswith("incoming/")
+    assert (await upload(created["upload"], JPEG)).status == 204
+    (root / key).write_bytes(JPEG + b"more")
+    refused = await app.complete(auth, created["media"]["id"])
+    assert refused.status == 409 and refused.content_type == PROBLEM
+    assert f"{len(JPEG) + 4} bytes, not the {len(JPEG)} declared" in (await refused.json())["detail"]
+    assert stored(root) == []
 
 
 async def test_an_expired_policy_is_refused(app, root, caller, monkeypatch):

@@ -37,12 +37,16 @@ async def test_presign_upload_complete_download(app, caller, s3, bucket):
     created = await app.create(auth, "attachment")
     media, form = created["media"], created["upload"]
     key = f"u/{sub}/{media['id']}.jpg"
-    assert form["method"] == "POST" and form["url"].endswith(f"/{bucket}") and form["fields"]["key"] == key
+    assert form["method"] == "POST" and form["url"].endswith(f"/{bucket}")
+    assert form["fields"]["key"] == f"incoming/{key}"
 
     assert (await upload(form, JPEG)).status == 204
     completed = await app.complete(auth, media["id"])
     assert completed.status == 200 and (await completed.json())["status"] == "ready"
-    assert s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"] == []  # no longer pending
+    assert [item["Key"] for item in s3.list_objects_v2(Bucket=bucket)["Contents"]] == [key]  # copied, upload gone
+    stored = s3.head_object(Bucket=bucket, Key=key)
+    assert (stored["ContentType"], stored["ContentDisposition"], stored["ServerSideEncryption"]) == (
+        "image/jpeg", "attachment", "AES256")
 
     fetched = await (await app.client.get(f"/v1/media/{media['id']}", headers=auth)).json()
     assert fetched["url"].startswith(f"{s3.meta.endpoint_url}/{bucket}/{key}?") and "X-Amz-Signature=" in fetched["url"]
@@ -61,6 +65,20 @@ async def test_complete_before_upload_is_409_and_a_mismatch_too(app, caller):
     refused = await app.complete(auth, media_id)
     assert refused.status == 409 and "image/png" in (await refused.json())["detail"]
     assert (await (await app.client.get(f"/v1/media/{media_id}", headers=auth)).json())["status"] == "pending"
+    assert (await app.complete(auth, media_id)).status == 409  # the mismatch was removed: nothing there now
+
+
+@pytest.mark.parametrize("uploaded", [len(JPEG) - 1, len(JPEG) + 1])
+async def test_an_upload_of_another_size_than_declared_is_refused_and_removed(app, caller, s3, bucket, uploaded):
+    """moto does not enforce the policy's exact content-length-range; complete checks it again."""
+    auth, _ = caller()
+    created = await app.create(auth, "attachment")
+    data = (JPEG + b"\0")[:uploaded]
+    assert (await upload(created["upload"], data)).status == 204
+    refused = await app.complete(auth, created["media"]["id"])
+    detail = (await refused.json())["detail"]
+    assert refused.status == 409 and f"{uploaded} bytes, not the {len(JPEG)} declared" in detail
+    assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
 
 
 async def test_delete_removes_the_object_then_the_record(app, caller, s3, bucket):
@@ -80,7 +98,7 @@ async def test_the_post_policy_pins_key_type_size_encryption_and_expiry_and_is_s
     before = time.time()
     created = await app.create(auth, "avatar", "image/png", 1234)
     fields, media = created["upload"]["fields"], created["media"]
-    key = f"avatars/{sub}/{media['id']}.png"
+    key = f"incoming/avatars/{sub}/{media['id']}.png"
     policy = json.loads(base64.b64decode(fields["policy"]))
 
     expiration = epoch(policy["expiration"])
@@ -88,20 +106,18 @@ async def test_the_post_policy_pins_key_type_size_encryption_and_expiry_and_is_s
     assert abs(expiration - epoch(created["upload"]["expires_at"])) <= 1
     date = fields["x-amz-date"]
     credential = f"testing/{date[:8]}/{REGION}/s3/aws4_request"
-    tagging = "<Tagging><TagSet><Tag><Key>gateway-status</Key><Value>pending</Value></Tag></TagSet></Tagging>"
     assert sorted(policy["conditions"], key=json.dumps) == sorted([
         {"bucket": bucket},
         {"key": key},
         {"Content-Type": "image/png"},
-        ["content-length-range", 1, 10 * 1024 * 1024],
+        ["content-length-range", 1234, 1234],  # exactly the declared size
         {"x-amz-server-side-encryption": "AES256"},
-        {"tagging": tagging},
         {"x-amz-algorithm": "AWS4-HMAC-SHA256"},
         {"x-amz-credential": credential},
         {"x-amz-date": date},
     ], key=json.dumps)
     assert {name: value for name, value in fields.items() if name not in ("policy", "x-amz-signature")} == {
-        "key": key, "Content-Type": "image/png", "x-amz-server-side-encryption": "AES256", "tagging": tagging,
+        "key": key, "Content-Type": "image/png", "x-amz-server-side-encryption": "AES256",
         "x-amz-algorithm": "AWS4-HMAC-SHA256", "x-amz-credential": credential, "x-amz-date": date,
     }
 

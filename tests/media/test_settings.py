@@ -53,3 +53,26 @@ def test_the_local_stores_public_url_must_be_a_url():
     assert "MEDIA_LOCAL_PUBLIC_URL" in problems(MEDIA_LOCAL_PUBLIC_URL="media.example.com")
     settings = load(MediaSettings, {"MEDIA_LOCAL_PUBLIC_URL": "http://10.0.0.5:8080"})
     assert settings.local_public_url == "http://10.0.0.5:8080"
+
+
+def test_no_media_is_larger_than_one_copy_object_request_takes():
+    """Amazon S3 User Guide, "Copying an object using multipart upload"
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/CopyingObjctsMPUapi.html): objects under
+    5 GB are copied in a single operation, larger ones need the multipart copy API. Complete copies
+    every upload to its key with one CopyObject, so no purpose accepts more."""
+    assert load(MediaSettings, {"MEDIA_ATTACHMENT_MAX_BYTES": str(5 << 30)}).attachment_max_bytes == 5 << 30
+    assert "MEDIA_ATTACHMENT_MAX_BYTES" in problems(MEDIA_ATTACHMENT_MAX_BYTES=str((5 << 30) + 1))
+    assert "MEDIA_AVATAR_MAX_BYTES" in problems(MEDIA_AVATAR_MAX_BYTES=str((5 << 30) + 1))
+
+
+def test_resumable_uploads_stay_within_s3s_multipart_limits():
+    """Amazon S3 User Guide, "Amazon S3 multipart upload limits"
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html): parts of 5 MiB to 5 GiB
+    (the last may be smaller), at most 10,000 parts an upload."""
+    from plugins.media.settings import MAX_POST_BYTES, MIN_PART_BYTES
+
+    assert MIN_PART_BYTES == 5 << 20
+    for variable in ("MEDIA_MULTIPART_THRESHOLD_BYTES", "MEDIA_MULTIPART_PART_BYTES"):
+        assert variable in problems(**{variable: str((5 << 20) - 1)})
+        assert variable in problems(**{variable: str((5 << 30) + 1)})
+    assert -(-MAX_POST_BYTES // MIN_PART_BYTES) <= 10000  # the largest media in the smallest parts

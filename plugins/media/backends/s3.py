@@ -2,9 +2,9 @@
 come back through CloudFront signed URLs (or S3 presigned GETs when there is no CDN).
 
 One aioboto3 session and one client per worker, opened in a cleanup context. The POST policy pins
-everything the phone could otherwise choose: the exact key, the exact Content-Type, the size range,
-server-side encryption, and the `gateway-status=pending` tag that lets the bucket's lifecycle rule
-expire uploads nobody completed (`finish` removes it).
+everything the phone could otherwise choose: the exact key (under `incoming/`, which CloudFront may
+not read and a lifecycle rule expires), the exact Content-Type, the exact size and server-side
+encryption. Complete copies the checked upload to its final key (`publish`).
 """
 from __future__ import annotations
 
@@ -21,13 +21,13 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from gateway import tracing
-from plugins.media.backends.store import PREFIXES, Head, owner_prefixes
+from plugins.media.backends.store import DEFAULT_PREFIX, INCOMING, PREFIXES, Changed, Head, Part, owner_prefixes
 from plugins.media.backends.cloudfront import CloudFront
+from plugins.media.content import SNIFF_BYTES
 
 log = logging.getLogger("gateway.media")
 
 ENCRYPTION = "AES256"
-PENDING_TAG = "<Tagging><TagSet><Tag><Key>gateway-status</Key><Value>pending</Value></Tag></TagSet></Tagging>"
 CONFIG = Config(
     signature_version="s3v4",
     connect_timeout=2,
@@ -49,6 +49,10 @@ def invalidation_batches(keys: list[str]) -> list[list[str]]:
     """CloudFront paths for `keys`, as requests within CloudFront's limit: named, never wildcards."""
     paths = [f"/{quote(key)}" for key in keys]
     return [paths[i:i + INVALIDATION_MAX_PATHS] for i in range(0, len(paths), INVALIDATION_MAX_PATHS)]
+
+
+def error_code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
 
 
 def pass_trace_on(request, **_) -> None:
@@ -85,12 +89,12 @@ class S3Store:
                 await asyncio.wait(self._invalidations, timeout=INVALIDATION_SECONDS)
             self.client = self.cloudfront = None
 
-    async def presign_upload(self, key: str, content_type: str, max_size: int, expires: int) -> tuple[str, dict]:
-        fields = {"Content-Type": content_type, "x-amz-server-side-encryption": ENCRYPTION, "tagging": PENDING_TAG}
+    async def presign_upload(self, key: str, content_type: str, size: int, expires: int) -> tuple[str, dict]:
+        fields = {"Content-Type": content_type, "x-amz-server-side-encryption": ENCRYPTION}
         post = await self.client.generate_presigned_post(
             Bucket=self.bucket, Key=key, Fields=fields,
-            Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, max_size],
-                        {"x-amz-server-side-encryption": ENCRYPTION}, {"tagging": PENDING_TAG}],
+            Conditions=[{"Content-Type": content_type}, ["content-length-range", size, size],
+                        {"x-amz-server-side-encryption": ENCRYPTION}],
             ExpiresIn=expires - int(time.time()),
         )
         return post["url"], post["fields"]
@@ -99,13 +103,37 @@ class S3Store:
         try:
             found = await self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise
-        return Head(found["ContentLength"], found.get("ContentType", ""))
+        return Head(found["ContentLength"], found.get("ContentType", ""), found["ETag"])
 
-    async def finish(self, key: str) -> None:
-        await self.client.delete_object_tagging(Bucket=self.bucket, Key=key)
+    async def read_start(self, key: str, etag: str) -> bytes:
+        try:
+            found = await self.client.get_object(Bucket=self.bucket, Key=key, IfMatch=etag,
+                                                 Range=f"bytes=0-{SNIFF_BYTES - 1}")
+        except ClientError as exc:
+            if error_code(exc) in ("412", "PreconditionFailed", "404", "NoSuchKey"):
+                raise Changed(key) from None
+            raise
+        async with found["Body"] as body:
+            return await body.read()
+
+    async def publish(self, source: str, etag: str, key: str, content_type: str, attachment: bool) -> None:
+        """A copy of exactly the checked version (CopySourceIfMatch), with the verified type and
+        disposition as the object's own metadata (so CloudFront and presigned GETs serve them); one
+        CopyObject request takes objects up to 5 GB, MEDIA_ATTACHMENT_MAX_BYTES's limit (docs/infra.md)."""
+        try:
+            await self.client.copy_object(
+                Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": source},
+                CopySourceIfMatch=etag, MetadataDirective="REPLACE", ContentType=content_type,
+                ContentDisposition="attachment" if attachment else "inline", ServerSideEncryption=ENCRYPTION)
+        except ClientError as exc:
+            if error_code(exc) in ("412", "PreconditionFailed", "404", "NoSuchKey"):
+                raise Changed(source) from None
+            raise
+        if source != key:
+            await self.delete(source)
 
     async def download_url(self, key: str, expires: int) -> str:
         if self.cdn is not None:
@@ -124,10 +152,69 @@ class S3Store:
     async def delete(self, key: str) -> None:
         await self.client.delete_object(Bucket=self.bucket, Key=key)
 
+    # Resumable uploads: S3 multipart uploads, the part URLs presigned UploadPart requests.
+
+    async def start_multipart(self, key: str, content_type: str, size: int, part_size: int) -> str:
+        answer = await self.client.create_multipart_upload(Bucket=self.bucket, Key=key, ContentType=content_type,
+                                                           ServerSideEncryption=ENCRYPTION)
+        return answer["UploadId"]
+
+    async def part_url(self, key: str, upload_id: str, number: int, expires: int) -> str:
+        return await self.client.generate_presigned_url(
+            "upload_part", Params={"Bucket": self.bucket, "Key": key, "UploadId": upload_id, "PartNumber": number},
+            ExpiresIn=expires - int(time.time()))
+
+    async def parts(self, key: str, upload_id: str) -> list[Part] | None:
+        """Every part received (ListParts answers at most 1,000 a page)."""
+        paginator = self.client.get_paginator("list_parts")
+        found = []
+        try:
+            async for page in paginator.paginate(Bucket=self.bucket, Key=key, UploadId=upload_id):
+                found += [Part(p["PartNumber"], p["ETag"], p["Size"]) for p in page.get("Parts", [])]
+        except ClientError as exc:
+            if error_code(exc) in ("404", "NoSuchUpload"):
+                return None
+            raise
+        return found
+
+    async def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        try:
+            await self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id,
+                MultipartUpload={"Parts": [{"PartNumber": number, "ETag": etag} for number, etag in parts]})
+        except ClientError as exc:
+            if error_code(exc) in ("404", "NoSuchUpload", "InvalidPart", "InvalidPartOrder", "EntityTooSmall"):
+                raise Changed(key) from None
+            raise
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        try:
+            await self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            if error_code(exc) not in ("404", "NoSuchUpload"):
+                raise
+
+    async def multipart_uploads(self, prefix: str = INCOMING):
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for upload in page.get("Uploads", []):
+                yield upload["Key"], upload["UploadId"], upload["Initiated"].timestamp()
+
+    async def keys(self):
+        paginator = self.client.get_paginator("list_objects_v2")
+        for prefix in (INCOMING, *(f"{prefix}/" for prefix in (*PREFIXES.values(), DEFAULT_PREFIX))):
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield item["Key"]
+
     async def delete_owner(self, owner: str) -> dict[str, int]:
-        """Every object under the owner's prefixes, orphans too. In a versioned bucket this leaves
-        delete markers; the bucket's lifecycle rule expires the noncurrent versions (docs/infra.md)."""
+        """Every object under the owner's prefixes, orphans too, and its resumable uploads in progress.
+        In a versioned bucket this leaves delete markers; the bucket's lifecycle rule expires the
+        noncurrent versions (docs/infra.md)."""
         removed, avatars = 0, []
+        for prefix in filter(lambda prefix: prefix.startswith(INCOMING), owner_prefixes(owner)):
+            async for key, upload_id, _ in self.multipart_uploads(prefix):
+                await self.abort_multipart(key, upload_id)
         paginator = self.client.get_paginator("list_objects_v2")
         for prefix in owner_prefixes(owner):
             async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix,
