@@ -25,7 +25,7 @@ def setup(ctx: SetupContext) -> None:
     if settings.user_pool_id:
         issuer = f"https://cognito-idp.{settings.region}.amazonaws.com/{settings.user_pool_id}"
         keys = RemoteKeySet(settings.jwks_url or f"{issuer}/.well-known/jwks.json",
-                            ssm_copy(settings.jwks_parameter) if settings.jwks_parameter else None)
+                            ssm_copy(settings.jwks_parameter, settings.aws_region) if settings.jwks_parameter else None)
         ctx.cleanup_ctx(keys.context)
         ctx.counter("jwks_refreshes", "JWKS fetches begun", lambda: keys.refreshes)
         ctx.counter("jwks_failures", "JWKS fetches that got no keys from the URL nor the copy",
