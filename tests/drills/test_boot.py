@@ -58,7 +58,10 @@ class Instance:
                 return response.status
 
     async def becomes_ok(self, timeout: float) -> None:
-        await eventually(self.is_ok, timeout, f"readiness ok (log: {self.tail()})")
+        try:
+            await eventually(self.is_ok, timeout, "readiness ok")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last answer {await self.ready()}; log:\n{self.tail()}") from None
 
     async def is_ok(self) -> bool:
         status, body = await self.ready()
