@@ -105,6 +105,16 @@ async def assert_state(instance: Instance, status: str, failing: set[str]) -> di
     return body
 
 
+def check_failures(env: dict) -> list[str]:
+    """`python -m gateway check`, which must fail with lines, never a traceback: those naming what is wrong."""
+    check = subprocess.run([f"{BIN}python", "-m", "gateway", "check"], env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert check.returncode == 1 and "Traceback" not in check.stdout + check.stderr, check.stderr
+    *failures, summary = check.stderr.splitlines()
+    assert summary == "check: fail", check.stderr
+    return failures
+
+
 # Dependencies: one private MariaDB (migrated) for the module, fresh memcached nodes for each test.
 
 @pytest.fixture(scope="module")
@@ -177,6 +187,7 @@ async def test_database_down(env, mariadb, tmp_path):
     try:
         with booted({**env, "DATABASE_CONNECT_TIMEOUT_SECONDS": "1"}, tmp_path) as instance:
             await assert_state(instance, "fail", {"database", "schema"})
+            assert {line.split(":")[0] for line in check_failures(instance.env)} == {"database", "schema"}
             database.start()
             await instance.becomes_ok(15)
     finally:
@@ -192,12 +203,8 @@ async def test_unmigrated_schema_is_not_ready_and_check_names_the_migrations(env
     env = {**env, "DATABASE_URL": f"mysql://root@127.0.0.1:{mariadb[0].port}/unmigrated"}
     with booted(env, tmp_path) as instance:
         body = await assert_state(instance, "fail", {"schema"})
-        check = subprocess.run([f"{BIN}python", "-m", "gateway", "check"], env=instance.env, capture_output=True,
-                               text=True, timeout=60)
-        assert check.returncode == 1
-        assert "Traceback" not in check.stdout + check.stderr
-        [line] = [line for line in check.stderr.splitlines() if line != "check: fail"]
-        assert line.startswith("schema: ") and "pending migrations" in line, check.stderr
+        [line] = check_failures(instance.env)
+        assert line.startswith("schema: ") and "pending migrations" in line
         for migration in ("accounts 0001", "profiles 0001", "media 0001", "media 0002"):
             assert migration in line
         assert body["checks"]["schema"]["error"].endswith(line.split("pending migrations", 1)[1])
