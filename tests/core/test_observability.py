@@ -5,6 +5,7 @@ calls the gateway makes for the request (a JWKS refetch, S3)."""
 from __future__ import annotations
 
 import json
+import uuid
 from types import SimpleNamespace
 from unittest import mock
 
@@ -20,7 +21,7 @@ from gateway.app import build
 from gateway.metrics import METRICS
 from plugins.auth.issuer import LocalIssuer
 from plugins.health.routes import internal
-from tests.auth.helpers import CLIENT, POOL, REGION, Clock, bearer, claims, jwk, sign
+from tests.auth.helpers import CLIENT, POOL, REGION, Clock, JwksServer, bearer, claims, jwk, sign
 from tests.data.conftest import eventually
 
 AMZN = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
@@ -151,21 +152,16 @@ async def test_the_trace_header_is_on_the_access_line_when_it_is_safe(make_clien
 
 async def test_a_jwks_refetch_carries_the_callers_trace(aiohttp_server, make_client, monkeypatch):
     keys = [rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(3)]
-    document = {"keys": [jwk(keys[0], "k0")]}
-    seen: list[dict] = []
-
-    async def serve_jwks(request: web.Request) -> web.Response:
-        seen.append(dict(request.headers))
-        return web.json_response(document)
-
-    jwks = web.Application()
-    jwks.router.add_get("/pool/.well-known/jwks.json", serve_jwks)
-    server = await aiohttp_server(jwks)
+    jwks = JwksServer({"keys": [jwk(keys[0], "k0")]})
+    app = web.Application()
+    app.router.add_get("/pool/.well-known/jwks.json", jwks.handle)
+    jwks.server = await aiohttp_server(app)
+    seen, document = jwks.headers, jwks.document
     clock = Clock()
     monkeypatch.setattr("plugins.auth.jwks.monotonic", clock)
     client = await make_client({"GATEWAY_PLUGINS": "health,auth,data,profiles", "AUTH_COGNITO_REGION": REGION,
                                 "AUTH_COGNITO_USER_POOL_ID": POOL, "AUTH_COGNITO_CLIENT_IDS": CLIENT,
-                                "AUTH_JWKS_URL": str(server.make_url("/pool/.well-known/jwks.json"))})
+                                "AUTH_JWKS_URL": jwks.url})
     assert len(seen) == 1 and "X-Amzn-Trace-Id" not in seen[0]  # the start-up fetch: no caller
     # A new signing key: its first token makes the gateway refetch, on that caller's behalf.
     document["keys"].append(jwk(keys[1], "k1"))
@@ -181,7 +177,8 @@ async def test_a_jwks_refetch_carries_the_callers_trace(aiohttp_server, make_cli
 
 
 async def test_s3_calls_carry_the_callers_trace(make_client, moto_endpoint, token, monkeypatch):
-    boto3.client("s3", region_name="us-east-1", endpoint_url=moto_endpoint).create_bucket(Bucket="obs-media")
+    bucket = f"obs-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", region_name="us-east-1", endpoint_url=moto_endpoint).create_bucket(Bucket=bucket)
     sent: list[tuple[str, dict]] = []
     hook = plugins.media.backends.s3.pass_trace_on
 
@@ -190,7 +187,7 @@ async def test_s3_calls_carry_the_callers_trace(make_client, moto_endpoint, toke
         sent.append((request.method, dict(request.headers)))
 
     monkeypatch.setattr(plugins.media.backends.s3, "pass_trace_on", observed)
-    client = await make_client({"MEDIA_BUCKET": "obs-media", "AWS_ENDPOINT_URL": moto_endpoint,
+    client = await make_client({"MEDIA_BUCKET": bucket, "AWS_ENDPOINT_URL": moto_endpoint,
                                 "AWS_REGION": "us-east-1"})
     created = await client.post("/v1/media", headers=bearer(token),
                                 json={"purpose": "attachment", "content_type": "image/png", "size": 10})
