@@ -36,7 +36,7 @@ def setup(ctx: SetupContext) -> None:
         if user_pool:
             issuer = f"https://cognito-idp.{settings.region}.amazonaws.com/{settings.user_pool_id}"
             pool_keys = remote("jwks", settings.jwks_url or f"{issuer}/.well-known/jwks.json",
-                               ssm_copy(settings.jwks_parameter) if settings.jwks_parameter else None)
+                               ssm_copy(settings.jwks_parameter, settings.aws_region) if settings.jwks_parameter else None)
             ctx.counter("jwks_refreshes", "JWKS fetches begun", lambda: pool_keys.refreshes)
             ctx.counter("jwks_failures", "JWKS fetches that got no keys from the URL nor the copy",
                         lambda: pool_keys.failures)

@@ -171,13 +171,13 @@ class RemoteKeySet(KeySet):
             raise JwksError("the JWKS is not JSON") from None
 
 
-def ssm_copy(name: str) -> Callable[[], Awaitable[Any]]:
+def ssm_copy(name: str, region: str | None) -> Callable[[], Awaitable[Any]]:
     """Reads the JWKS copy from the SSM parameter `name` in this instance's region (AWS_REGION)."""
 
     async def read() -> Any:
         import aioboto3
 
-        async with aioboto3.Session().client("ssm") as ssm:
+        async with aioboto3.Session().client("ssm", region_name=region) as ssm:
             parameter = await ssm.get_parameter(Name=name)
         return json.loads(parameter["Parameter"]["Value"])
 

@@ -39,6 +39,7 @@ class AuthSettings(SettingsSchema):
     # An SSM parameter in this region holding a copy of the pool's JWKS (infra/deploy.sh writes it),
     # read when the JWKS URL cannot be reached: the standby region through a primary-region outage.
     jwks_parameter = fields.Str(data_key="AUTH_JWKS_PARAMETER", load_default=None)
+    aws_region = fields.Str(data_key="AWS_REGION", load_default=None)  # botocore itself reads AWS_DEFAULT_REGION only
     local_key_file = fields.Str(data_key="AUTH_LOCAL_KEY_FILE", load_default=None)
     leeway_seconds = fields.Int(data_key="AUTH_LEEWAY_SECONDS", load_default=0, validate=validate.Range(0, 60))
     identity_pool_id = fields.Str(data_key="AUTH_IDENTITY_POOL_ID", load_default=None,

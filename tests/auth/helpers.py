@@ -53,15 +53,17 @@ class Clock:
 
 
 class JwksServer:
-    """A JWKS endpoint on a free port that counts its hits; `stop()` takes it down."""
+    """A JWKS endpoint on a free port that counts its hits (and keeps their headers); `stop()` takes it down."""
 
     def __init__(self, document: dict) -> None:
         self.document = document
         self.hits: list[str] = []
+        self.headers: list[dict] = []
         self.server = None
 
     async def handle(self, request: web.Request) -> web.Response:
         self.hits.append(request.path_qs)
+        self.headers.append(dict(request.headers))
         return web.json_response(self.document)
 
     @property
