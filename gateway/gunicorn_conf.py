@@ -29,6 +29,9 @@ timeout = 30
 # Longer than the ALB's 60 s idle timeout, so the ALB, not us, closes idle connections.
 keepalive = 75
 accesslog = None  # the app writes its own JSON access line
+# gunicorn 25.1+ opens a management socket at one path per user ($HOME/.gunicorn/gunicorn.ctl),
+# shared by every gunicorn of that user on the host; nothing here uses it.
+control_socket_disable = True
 errorlog = "-"
 loglevel = _core.log_level.lower()
 logconfig_dict = {
