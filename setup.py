@@ -42,6 +42,7 @@ setup(
             "data = plugins.data:plugin",
             "profiles = plugins.profiles:plugin",
             "media = plugins.media:plugin",
+            "ratelimit = plugins.ratelimit:plugin",
         ],
     },
 )

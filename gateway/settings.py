@@ -73,7 +73,7 @@ class CoreSettings(SettingsSchema):
     # served on GATEWAY_PORT (development); in production, nowhere.
     internal_port = fields.Int(data_key="GATEWAY_INTERNAL_PORT", load_default=None,
                                validate=validate.Range(1, 65535))
-    DEFAULT_PLUGINS = ("health", "auth", "data", "profiles", "media")
+    DEFAULT_PLUGINS = ("health", "auth", "data", "profiles", "media", "ratelimit")
     plugins = CommaList(data_key="GATEWAY_PLUGINS", load_default=DEFAULT_PLUGINS)
     DEFAULT_DATA_DIR = "./var"
     data_dir = fields.Str(data_key="GATEWAY_DATA_DIR", load_default=DEFAULT_DATA_DIR)

@@ -162,7 +162,7 @@ class MediaApi:
 def add_routes(ctx, api: MediaApi) -> None:
     tags = ("media",)
     ctx.route("POST", "/v1/media", api.create, "Create a pending media record and a presigned upload for it",
-              body=CreateMediaSchema, tags=tags,
+              body=CreateMediaSchema, tags=tags, limit_class="media",
               responses={201: CreatedMediaSchema, 415: "The body is not application/json",
                          422: "A purpose, content type or size this gateway does not accept"})
     ctx.route("POST", "/v1/media/{id}/complete", api.complete,

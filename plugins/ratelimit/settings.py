@@ -1,0 +1,16 @@
+"""Rate limit settings: one budget per route class and window, per caller."""
+from marshmallow import fields, validate
+
+from gateway.settings import SettingsSchema
+
+
+class RateLimitSettings(SettingsSchema):
+    enabled = fields.Bool(data_key="RATELIMIT_ENABLED", load_default=None)  # unset: on in production only
+    window_seconds = fields.Int(data_key="RATELIMIT_WINDOW_SECONDS", load_default=60,
+                                validate=validate.Range(1, 3600))
+    reads = fields.Int(data_key="RATELIMIT_READS", load_default=600, validate=validate.Range(1, 10**9))
+    writes = fields.Int(data_key="RATELIMIT_WRITES", load_default=120, validate=validate.Range(1, 10**9))
+    media = fields.Int(data_key="RATELIMIT_MEDIA", load_default=30, validate=validate.Range(1, 10**9))
+    # How stale another instance's view of a caller's count may be: it sends its counts this often.
+    flush_seconds = fields.Float(data_key="RATELIMIT_FLUSH_SECONDS", load_default=0.2,
+                                 validate=validate.Range(0.01, 5))
