@@ -118,10 +118,13 @@ def prepare(workdir: Path, cache_address: str, users: int) -> tuple[dict, list[s
         **os.environ,
         "GATEWAY_ENV": "test",
         "GATEWAY_DATA_DIR": str(workdir / "var"),
-        "GATEWAY_PLUGINS": "health,auth,data,profiles,media,bench",
+        "GATEWAY_PLUGINS": "health,auth,data,profiles,media,ratelimit,bench",
         "DATABASE_URL": f"mysql://root@127.0.0.1:3306/{DATABASE}",
         "CACHE_URL": f"memcached://{cache_address}",
         "GATEWAY_LOG_LEVEL": "WARNING",
+        # The limiter counts every request as in production, with budgets no scenario reaches.
+        "RATELIMIT_ENABLED": "1", "RATELIMIT_READS": "1000000000", "RATELIMIT_WRITES": "1000000000",
+        "RATELIMIT_MEDIA": "1000000000",
     }
     subprocess.run([sys.executable, "-m", "gateway", "migrate"], env=env, cwd=ROOT, check=True)
     from plugins.auth.issuer import LocalIssuer

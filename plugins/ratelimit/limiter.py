@@ -1,36 +1,45 @@
 """Fixed-window request counts per route class and caller, kept in this process and shared through
 the cache without a round trip per request.
 
-Each request is counted here, in a dict. Every `flush_seconds` (sooner after FLUSH_BATCH requests) the
-counts not yet sent go to the cache as increments (`CACHE.count`), whose answers are the fleet's
-totals. A request is allowed while the last known fleet total plus this process's unsent count is
-under the budget: within one process the budget holds exactly; across processes a caller can exceed
-it by what the others counted since their last flush. When the cache cannot answer, the counts wait
-here and go with a later flush: the limiter fails open to counting in this process alone, and its
-readiness check fails (not critical: readiness says degraded).
+Each request is counted here, in a dict. A caller's count is sent to the cache as an increment
+(`CACHE.count`, whose answer is the fleet's total) by a flush every `flush_seconds`, and only when it
+matters: once this process has counted a sixteenth of the budget since its last send, or on every
+flush once the caller has used half of it. Most callers stay far below their budgets, so most counts
+cost nothing but the dict. A request is allowed while the last known fleet total plus this process's
+unsent count is under the budget: within one process the budget holds exactly; across processes a
+caller can exceed it by what the others admitted since they last sent (under a sixteenth each, or one
+flush interval's worth near the budget). When the cache cannot answer, the counts wait here for a
+later flush: the limiter fails open to counting in this process alone, and its readiness check fails
+(not critical: readiness says degraded).
 """
 from __future__ import annotations
 
 import asyncio
 import time
+
 from aiohttp import web
 
 from plugins.data.api import Cache
 
-FLUSH_BATCH = 64  # counted requests that wake the flush before its time
 wall_clock = time.time  # every instance must agree on the windows (tests fix it)
 
 
 class Count:
     """One caller's requests of one class in one window."""
 
-    __slots__ = ("key", "window", "total", "unsent")
+    __slots__ = ("key", "window", "chunk", "close", "total", "unsent", "due")
 
-    def __init__(self, key: bytes, window: int) -> None:
+    def __init__(self, key: bytes, window: int, budget: int) -> None:
         self.key = key
         self.window = window
+        self.chunk = max(1, budget // 16)  # unsent requests that are worth a send
+        self.close = budget // 2  # from here on, every flush sends
         self.total = 0  # the fleet's count as the cache last answered, this process's sent ones included
         self.unsent = 0
+        self.due = False  # listed for the next flush
+
+    def worth_sending(self) -> bool:
+        return self.unsent >= self.chunk or (self.unsent > 0 and self.total + self.unsent > self.close)
 
 
 class Limiter:
@@ -39,11 +48,9 @@ class Limiter:
         self.window_seconds = window_seconds
         self.flush_seconds = flush_seconds
         self.counts: dict[tuple[str, str], Count] = {}
-        self.unsent: list[Count] = []
-        self.batch = 0
-        self.refused = self.flushes = 0
+        self.due: list[Count] = []
+        self.refused = self.sends = 0
         self.failing: str | None = None
-        self._wake: asyncio.Event | None = None
 
     def take(self, name: str, budget: int, caller: str) -> tuple[int, int]:
         """Counts one request: (the budget left after it, or -1 if refused; seconds until the window ends)."""
@@ -52,46 +59,46 @@ class Limiter:
         reset = (window + 1) * self.window_seconds - int(now)
         count = self.counts.get((name, caller))
         if count is None or count.window != window:
-            count = self.counts[(name, caller)] = Count(self.cache.key("ratelimit", name, caller, str(window)), window)
+            count = self.counts[(name, caller)] = Count(self.cache.key("ratelimit", name, caller, str(window)),
+                                                        window, budget)
         used = count.total + count.unsent
         if used >= budget:
             self.refused += 1
             return -1, reset
-        if not count.unsent:
-            self.unsent.append(count)
         count.unsent += 1
-        self.batch += 1
-        if self.batch >= FLUSH_BATCH and self._wake is not None:
-            self._wake.set()
+        if not count.due and (count.unsent >= count.chunk or used >= count.close):
+            count.due = True
+            self.due.append(count)
         return budget - used - 1, reset
 
     async def flush(self) -> None:
-        """Sends the unsent counts of the current window and learns the fleet's totals."""
-        self.batch = 0
+        """Sends the counts worth sending and learns the fleet's totals; past windows are dropped."""
         window = int(wall_clock() // self.window_seconds)
-        self.counts = {caller: count for caller, count in self.counts.items() if count.window == window}
-        counts = [count for count in self.unsent if count.window == window]  # past windows are over
-        self.unsent = []
+        if any(count.window != window for count in self.counts.values()):
+            self.counts = {caller: count for caller, count in self.counts.items() if count.window == window}
+        counts = [count for count in self.due if count.window == window]
+        self.due = []
         if not counts:
             return
         sent = [count.unsent for count in counts]
         totals = await asyncio.gather(*(self.cache.count(count.key, n, 2 * self.window_seconds)
                                         for count, n in zip(counts, sent)))
-        self.flushes += 1
         failed = 0
         for count, n, total in zip(counts, sent, totals):
+            count.due = False
             if total is None:
                 failed += 1
             else:
-                count.unsent -= n
+                self.sends += 1
+                count.unsent -= n  # requests counted meanwhile stay unsent
                 count.total = total
-            if count.unsent:  # requests counted meanwhile: take() saw unsent > 0 and did not list it again
-                self.unsent.append(count)
+            if count.worth_sending():
+                count.due = True
+                self.due.append(count)
         self.failing = (f"the cache did not take {failed} of {len(counts)} counts: limits hold per process only"
                         if failed else None)
 
     async def context(self, app: web.Application):
-        self._wake = asyncio.Event()
         task = asyncio.create_task(self._run())
         yield
         task.cancel()
@@ -99,14 +106,10 @@ class Limiter:
 
     async def _run(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.flush_seconds)
-            except TimeoutError:
-                pass
-            self._wake.clear()
+            await asyncio.sleep(self.flush_seconds)
             await self.flush()
 
     async def probe(self) -> dict:
         if self.failing:
             raise RuntimeError(self.failing)
-        return {"callers": len(self.counts), "refused": self.refused}
+        return {"callers": len(self.counts), "refused": self.refused, "sends": self.sends}

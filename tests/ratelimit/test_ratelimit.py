@@ -75,11 +75,33 @@ async def test_two_instances_share_the_counts_through_memcached(limited, user):
     first, second = await limited(reads=5), await limited(reads=5)
     _, headers = user
     assert await statuses(first, "GET", "/v1/me", headers, count=3) == [200] * 3
-    await eventually(lambda: not limiter_of(first).unsent, what="the first instance's counts sent")
+    await eventually(lambda: settled(first), what="the first instance's counts sent")
     assert await statuses(second, "GET", "/v1/me", headers) == [200]
-    await eventually(lambda: not limiter_of(second).unsent, what="the second instance's count sent")
+    await eventually(lambda: settled(second), what="the second instance's count sent")
     # The second instance now knows of 4: one more is left, for both together.
     assert await statuses(second, "GET", "/v1/me", headers, count=3) == [200, 429, 429]
+
+
+def settled(app) -> bool:
+    """Every count of the app's limiter has been sent and answered."""
+    limiter = limiter_of(app)
+    return not limiter.due and not any(count.unsent for count in limiter.counts.values())
+
+
+async def test_callers_far_below_their_budget_cost_no_round_trip(limited, user):
+    """A count is sent once a sixteenth of the budget is unsent, and on every flush past half of it."""
+    app = await limited(reads=160)  # sent in chunks of 10 up to 80, then each flush
+    limiter = limiter_of(app)
+    _, headers = user
+    assert await statuses(app, "GET", "/v1/me", headers, count=9) == [200] * 9
+    await limiter.flush()
+    assert (limiter.sends, limiter.due) == (0, [])
+    assert await statuses(app, "GET", "/v1/me", headers) == [200]
+    await eventually(lambda: settled(app), what="the chunk of 10 sent")
+    assert await statuses(app, "GET", "/v1/me", headers, count=75) == [200] * 75
+    await eventually(lambda: settled(app), what="the counts past half the budget sent")
+    count = next(iter(limiter.counts.values()))
+    assert count.total == 85
 
 
 async def test_with_memcached_down_it_fails_open_per_process_and_readiness_is_degraded(limited, user):
