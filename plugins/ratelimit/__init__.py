@@ -1,13 +1,17 @@
-"""Rate limit plugin: a budget per caller (the token's subject, else the client address) for each
+"""Rate limit plugin: a quota per caller (the token's subject, else the client address) for each
 route class (reads, writes, media creation) per window, counted in each process and shared across
-the fleet through the data plugin's CACHE (limiter.py). Over budget: 429 problem+json with
+the fleet through the data plugin's CACHE (limiter.py). Over quota: 429 problem+json with
 `Retry-After` and the `RateLimit`/`RateLimit-Policy` fields of draft-ietf-httpapi-ratelimit-headers-11,
-which every answer of a limited route carries. Routes choose their class with `RouteSpec.limit_class`.
+which answers also carry once their caller has used half its quota (on every answer they would cost
+the many callers far from their quotas more than the counting does). Routes choose their class with
+`RouteSpec.limit_class`.
 
 On by default in production only (RATELIMIT_ENABLED overrides): a developer's or test's burst is
 not a flood.
 """
 from __future__ import annotations
+
+from typing import Awaitable
 
 from aiohttp import web
 
@@ -22,7 +26,8 @@ ORDER = 200  # inside the auth plugin's wrapper (100), which names the caller
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS", "*")  # "*": the core's catch-all (404, 405, preflight)
 
 
-def limit(limiter: Limiter, budgets: dict[str, int]) -> RouteWrapper:
+def limit(limiter: Limiter, quotas: dict[str, int]) -> RouteWrapper:
+    budgets = {name: limiter.budget(name, quota) for name, quota in quotas.items()}
     window = limiter.window_seconds
 
     def wrap(spec: RouteSpec, handler: Handler) -> Handler:
@@ -32,23 +37,33 @@ def limit(limiter: Limiter, budgets: dict[str, int]) -> RouteWrapper:
         if name not in budgets:
             name = "read" if spec.method in SAFE_METHODS else "write"
         budget = budgets[name]
-        policy = f'"{name}";q={budget};w={window}'
-        take = limiter.take
+        take = budget.take
+        quota = budget.quota
+        policy = f'"{name}";q={quota};w={window}'
         public = spec.public
 
-        async def limited(request: web.Request) -> web.StreamResponse:
-            caller = None if public else request.get(CALLER)
-            remaining, reset = take(name, budget, caller.sub if caller else request.remote or "-")
+        async def with_fields(answer: Awaitable[web.StreamResponse], remaining: int) -> web.StreamResponse:
+            response = await answer
+            response.headers["RateLimit-Policy"] = policy
+            response.headers["RateLimit"] = f'"{name}";r={remaining};t={budget.reset()}'
+            return response
+
+        # Not a coroutine: a request far from its caller's quota costs one call, not a frame more.
+        def limited(request: web.Request) -> Awaitable[web.StreamResponse]:
+            try:
+                caller = request.remote if public else request[CALLER].sub
+            except KeyError:  # no auth plugin names the caller
+                caller = request.remote
+            remaining = take(caller or "-")
             if remaining < 0:
+                reset = budget.reset()
                 raise Problem(429, "Too Many Requests",
-                              f"This caller's {name} budget ({budget} per {window} s) is used up; retry in {reset} s.",
+                              f"This caller's {name} quota ({quota} per {window} s) is used up; retry in {reset} s.",
                               headers={"Retry-After": str(reset), "RateLimit-Policy": policy,
                                        "RateLimit": f'"{name}";r=0;t={reset}'})
-            response = await handler(request)
-            headers = response.headers
-            headers["RateLimit-Policy"] = policy
-            headers["RateLimit"] = f'"{name}";r={remaining};t={reset}'
-            return response
+            if remaining * 2 >= quota:
+                return handler(request)
+            return with_fields(handler(request), remaining)
 
         return limited
 

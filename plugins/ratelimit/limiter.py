@@ -42,42 +42,61 @@ class Count:
         return self.unsent >= self.chunk or (self.unsent > 0 and self.total + self.unsent > self.close)
 
 
+class Budget:
+    """One route class's quota per caller and window, and the callers' counts in this process."""
+
+    def __init__(self, limiter: "Limiter", name: str, quota: int) -> None:
+        self.limiter = limiter
+        self.name = name
+        self.quota = quota
+        self.seconds = limiter.window_seconds
+        self.counts: dict[str, Count] = {}
+
+    def take(self, caller: str) -> int:
+        """Counts one request of caller's: the quota left after it, or -1 if it is refused (not counted)."""
+        window = int(wall_clock() // self.seconds)
+        count = self.counts.get(caller)
+        if count is None or count.window != window:
+            key = self.limiter.cache.key("ratelimit", self.name, caller, str(window))
+            count = self.counts[caller] = Count(key, window, self.quota)
+        used = count.total + count.unsent
+        if used >= self.quota:
+            self.limiter.refused += 1
+            return -1
+        count.unsent += 1
+        if not count.due and (count.unsent >= count.chunk or used >= count.close):
+            count.due = True
+            self.limiter.due.append(count)
+        return self.quota - used - 1
+
+    def reset(self) -> int:
+        """Seconds until the current window ends."""
+        return self.seconds - int(wall_clock()) % self.seconds
+
+
 class Limiter:
     def __init__(self, cache: Cache, window_seconds: int, flush_seconds: float) -> None:
         self.cache = cache
         self.window_seconds = window_seconds
         self.flush_seconds = flush_seconds
-        self.counts: dict[tuple[str, str], Count] = {}
+        self.budgets: list[Budget] = []
         self.due: list[Count] = []
         self.refused = self.sends = 0
         self.failing: str | None = None
 
-    def take(self, name: str, budget: int, caller: str) -> tuple[int, int]:
-        """Counts one request: (the budget left after it, or -1 if refused; seconds until the window ends)."""
-        now = wall_clock()
-        window = int(now // self.window_seconds)
-        reset = (window + 1) * self.window_seconds - int(now)
-        count = self.counts.get((name, caller))
-        if count is None or count.window != window:
-            count = self.counts[(name, caller)] = Count(self.cache.key("ratelimit", name, caller, str(window)),
-                                                        window, budget)
-        used = count.total + count.unsent
-        if used >= budget:
-            self.refused += 1
-            return -1, reset
-        count.unsent += 1
-        if not count.due and (count.unsent >= count.chunk or used >= count.close):
-            count.due = True
-            self.due.append(count)
-        return budget - used - 1, reset
+    def budget(self, name: str, quota: int) -> Budget:
+        budget = Budget(self, name, quota)
+        self.budgets.append(budget)
+        return budget
 
     async def flush(self) -> None:
         """Sends the counts worth sending and learns the fleet's totals; past windows are dropped."""
         window = int(wall_clock() // self.window_seconds)
-        if any(count.window != window for count in self.counts.values()):
-            self.counts = {caller: count for caller, count in self.counts.items() if count.window == window}
+        for budget in self.budgets:
+            for caller in [caller for caller, count in budget.counts.items() if count.window != window]:
+                del budget.counts[caller]
         counts = [count for count in self.due if count.window == window]
-        self.due = []
+        self.due.clear()
         if not counts:
             return
         sent = [count.unsent for count in counts]
@@ -112,4 +131,5 @@ class Limiter:
     async def probe(self) -> dict:
         if self.failing:
             raise RuntimeError(self.failing)
-        return {"callers": len(self.counts), "refused": self.refused, "sends": self.sends}
+        return {"callers": sum(len(budget.counts) for budget in self.budgets), "refused": self.refused,
+                "sends": self.sends}

@@ -33,24 +33,25 @@ async def test_a_burst_from_one_caller_gets_its_budget_and_no_more_and_others_ar
     assert await statuses(app, "GET", "/v1/me", other, count=5) == [200] * 5
 
 
-async def test_answers_carry_the_policy_and_the_service_limit_and_refusals_say_when_to_retry(limited, user):
-    app = await limited(reads=3)
+async def test_answers_carry_the_fields_past_half_the_quota_and_refusals_say_when_to_retry(limited, user):
+    app = await limited(reads=4)
     _, headers = user
+    answers = [await app.client.get("/v1/me", headers=headers) for _ in range(4)]
+    assert [response.status for response in answers] == [200] * 4
+    assert not [name for response in answers[:2] for name in response.headers if name.startswith("RateLimit")]
     left = []
-    for _ in range(3):
-        response = await app.client.get("/v1/me", headers=headers)
-        assert response.status == 200
-        assert response.headers["RateLimit-Policy"] == f'"read";q=3;w={WINDOW}'
+    for response in answers[2:]:
+        assert response.headers["RateLimit-Policy"] == f'"read";q=4;w={WINDOW}'
         name, remaining, reset = SERVICE_LIMIT.fullmatch(response.headers["RateLimit"]).groups()
         left.append(int(remaining))
         assert (name, int(reset)) == ("read", WINDOW - INTO_WINDOW)
-    assert left == [2, 1, 0]
+    assert left == [1, 0]
     refused = await app.client.get("/v1/me", headers=headers)
     assert refused.status == 429
     assert refused.content_type == "application/problem+json"
     assert refused.headers["Retry-After"] == str(WINDOW - INTO_WINDOW)
     assert refused.headers["RateLimit"] == f'"read";r=0;t={WINDOW - INTO_WINDOW}'
-    assert refused.headers["RateLimit-Policy"] == f'"read";q=3;w={WINDOW}'
+    assert refused.headers["RateLimit-Policy"] == f'"read";q=4;w={WINDOW}'
     body = await refused.json()
     assert body["status"] == 429 and body["request_id"] == refused.headers["X-Request-Id"]
 
@@ -85,7 +86,7 @@ async def test_two_instances_share_the_counts_through_memcached(limited, user):
 def settled(app) -> bool:
     """Every count of the app's limiter has been sent and answered."""
     limiter = limiter_of(app)
-    return not limiter.due and not any(count.unsent for count in limiter.counts.values())
+    return not limiter.due and not any(count.unsent for budget in limiter.budgets for count in budget.counts.values())
 
 
 async def test_callers_far_below_their_budget_cost_no_round_trip(limited, user):
@@ -100,7 +101,7 @@ async def test_callers_far_below_their_budget_cost_no_round_trip(limited, user):
     await eventually(lambda: settled(app), what="the chunk of 10 sent")
     assert await statuses(app, "GET", "/v1/me", headers, count=75) == [200] * 75
     await eventually(lambda: settled(app), what="the counts past half the budget sent")
-    count = next(iter(limiter.counts.values()))
+    count = next(iter(limiter.budgets[0].counts.values()))
     assert count.total == 85
 
 
