@@ -7,7 +7,11 @@ from __future__ import annotations
 import asyncio
 import re
 
+import pytest
+
 from devsupport.servers import free_port
+from gateway.app import load_settings
+from gateway.settings import SettingsError
 from tests.data.conftest import eventually
 from tests.ratelimit.conftest import INTO_WINDOW, WINDOW, limiter_of
 
@@ -123,3 +127,11 @@ async def test_off_by_default_outside_production(start_app, user):
     app = await start_app(GATEWAY_PLUGINS="health,auth,data,profiles,media,ratelimit")
     response = await app.client.get("/v1/me", headers=user[1])
     assert response.status == 200 and "RateLimit" not in response.headers
+
+
+@pytest.mark.parametrize("variable, value", [("RATELIMIT_READS", "0"), ("RATELIMIT_WINDOW_SECONDS", "0"),
+                                             ("RATELIMIT_FLUSH_SECONDS", "60"), ("RATELIMIT_ENABLED", "maybe")])
+def test_bad_settings_are_refused_by_name(variable, value, base_env):
+    with pytest.raises(SettingsError) as refused:
+        load_settings({**base_env, "GATEWAY_PLUGINS": "health,auth,data,ratelimit", variable: value})
+    assert variable in refused.value.problems
