@@ -4,13 +4,15 @@ the fleet through the data plugin's CACHE (limiter.py). Over quota: 429 problem+
 `Retry-After` and the `RateLimit`/`RateLimit-Policy` fields of draft-ietf-httpapi-ratelimit-headers-11,
 which answers also carry once their caller has used half its quota (on every answer they would cost
 the many callers far from their quotas more than the counting does). Routes choose their class with
-`RouteSpec.limit_class`.
+`RouteSpec.limit_class`. Refusals are held for RATELIMIT_REFUSAL_DELAY_SECONDS before they are
+answered: a flood's connections then wait instead of taking the CPU other callers need.
 
 On by default in production only (RATELIMIT_ENABLED overrides): a developer's or test's burst is
 not a flood.
 """
 from __future__ import annotations
 
+import asyncio
 from typing import Awaitable
 
 from aiohttp import web
@@ -26,7 +28,7 @@ ORDER = 200  # inside the auth plugin's wrapper (100), which names the caller
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS", "*")  # "*": the core's catch-all (404, 405, preflight)
 
 
-def limit(limiter: Limiter, quotas: dict[str, int]) -> RouteWrapper:
+def limit(limiter: Limiter, quotas: dict[str, int], refusal_delay: float) -> RouteWrapper:
     budgets = {name: limiter.budget(name, quota) for name, quota in quotas.items()}
     window = limiter.window_seconds
 
@@ -42,6 +44,14 @@ def limit(limiter: Limiter, quotas: dict[str, int]) -> RouteWrapper:
         policy = f'"{name}";q={quota};w={window}'
         public = spec.public
 
+        async def refuse() -> web.StreamResponse:
+            await asyncio.sleep(min(refusal_delay, budget.reset()))
+            reset = budget.reset()
+            raise Problem(429, "Too Many Requests",
+                          f"This caller's {name} quota ({quota} per {window} s) is used up; retry in {reset} s.",
+                          headers={"Retry-After": str(reset), "RateLimit-Policy": policy,
+                                   "RateLimit": f'"{name}";r=0;t={reset}'})
+
         async def with_fields(answer: Awaitable[web.StreamResponse], remaining: int) -> web.StreamResponse:
             response = await answer
             response.headers["RateLimit-Policy"] = policy
@@ -56,11 +66,7 @@ def limit(limiter: Limiter, quotas: dict[str, int]) -> RouteWrapper:
                 caller = request.remote
             remaining = take(caller or "-")
             if remaining < 0:
-                reset = budget.reset()
-                raise Problem(429, "Too Many Requests",
-                              f"This caller's {name} quota ({quota} per {window} s) is used up; retry in {reset} s.",
-                              headers={"Retry-After": str(reset), "RateLimit-Policy": policy,
-                                       "RateLimit": f'"{name}";r=0;t={reset}'})
+                return refuse()
             if remaining * 2 >= quota:
                 return handler(request)
             return with_fields(handler(request), remaining)
@@ -76,8 +82,8 @@ def setup(ctx: SetupContext) -> None:
         return
     limiter = Limiter(ctx.require(CACHE), settings.window_seconds, settings.flush_seconds)
     ctx.cleanup_ctx(limiter.context)
-    ctx.route_wrapper(limit(limiter, {"read": settings.reads, "write": settings.writes, "media": settings.media}),
-                      ORDER)
+    quotas = {"read": settings.reads, "write": settings.writes, "media": settings.media}
+    ctx.route_wrapper(limit(limiter, quotas, settings.refusal_delay), ORDER)
     ctx.readiness_check("ratelimit", limiter.probe, critical=False)
     ctx.counter("ratelimit_refused", "requests refused with 429 (over their caller's budget)", lambda: limiter.refused)
 

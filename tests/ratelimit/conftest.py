@@ -25,10 +25,11 @@ def fixed_clock(monkeypatch) -> float:
 def limited(start_app):
     """`await limited(reads=5)`: an app with the rate limiter on and these budgets."""
 
-    async def start(*, reads: int = 1000, writes: int = 1000, media: int = 1000, **overrides):
+    async def start(*, reads: int = 1000, writes: int = 1000, media: int = 1000, delay: float = 0, **overrides):
         return await start_app(GATEWAY_PLUGINS="health,auth,data,profiles,media,ratelimit", RATELIMIT_ENABLED="1",
                                RATELIMIT_WINDOW_SECONDS=str(WINDOW), RATELIMIT_READS=str(reads),
-                               RATELIMIT_WRITES=str(writes), RATELIMIT_MEDIA=str(media), **overrides)
+                               RATELIMIT_WRITES=str(writes), RATELIMIT_MEDIA=str(media),
+                               RATELIMIT_REFUSAL_DELAY_SECONDS=str(delay), **overrides)
 
     return start
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 
 import pytest
 
@@ -58,6 +59,16 @@ async def test_answers_carry_the_fields_past_half_the_quota_and_refusals_say_whe
     assert refused.headers["RateLimit-Policy"] == f'"read";q=4;w={WINDOW}'
     body = await refused.json()
     assert body["status"] == 429 and body["request_id"] == refused.headers["X-Request-Id"]
+
+
+async def test_refusals_are_held_before_they_are_answered(limited, user):
+    """A flood's connections wait out the delay (RATELIMIT_REFUSAL_DELAY_SECONDS) instead of spinning."""
+    app = await limited(reads=1, delay=0.5)
+    _, headers = user
+    assert await statuses(app, "GET", "/v1/me", headers) == [200]
+    started = time.monotonic()
+    assert await statuses(app, "GET", "/v1/me", headers, count=10) == [429] * 10
+    assert time.monotonic() - started >= 0.5
 
 
 async def test_reads_writes_and_media_creation_have_separate_budgets(limited, user):
