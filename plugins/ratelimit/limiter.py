@@ -1,16 +1,17 @@
 """Fixed-window request counts per route class and caller, kept in this process and shared through
 the cache without a round trip per request.
 
-Each request is counted here, in a dict. A caller's count is sent to the cache as an increment
-(`CACHE.count`, whose answer is the fleet's total) by a flush every `flush_seconds`, and only when it
-matters: once this process has counted a sixteenth of the budget since its last send, or on every
-flush once the caller has used half of it. Most callers stay far below their budgets, so most counts
-cost nothing but the dict. A request is allowed while the last known fleet total plus this process's
-unsent count is under the budget: within one process the budget holds exactly; across processes a
-caller can exceed it by what the others admitted since they last sent (under a sixteenth each, or one
-flush interval's worth near the budget). When the cache cannot answer, the counts wait here for a
-later flush: the limiter fails open to counting in this process alone, and its readiness check fails
-(not critical: readiness says degraded).
+Each request is counted here, in a dict. A caller's count goes to the cache as an increment
+(`CACHE.count`, whose answer is the fleet's total) only when it matters: once this process has
+counted a sixteenth of the quota since its last send, and after every request once the caller has
+used half of it. Sends go at once, one flush at a time per process, carrying everything counted
+while the previous one was out. Most callers stay far below their quotas, so most requests cost the
+dict and nothing more. A request is allowed while the last known fleet total plus this process's
+unsent count is under the quota: within one process the quota holds exactly; across processes a
+caller can exceed it by what the others admitted and had not yet sent (under a sixteenth each below
+half the quota, one round trip's worth above). When the cache cannot answer, the counts wait here
+and are retried every `flush_seconds`: the limiter fails open to counting in this process alone,
+and its readiness check fails (not critical: readiness says degraded).
 """
 from __future__ import annotations
 
@@ -67,6 +68,7 @@ class Budget:
         if not count.due and (count.unsent >= count.chunk or used >= count.close):
             count.due = True
             self.limiter.due.append(count)
+            self.limiter.wake.set()
         return self.quota - used - 1
 
     def reset(self) -> int:
@@ -83,6 +85,7 @@ class Limiter:
         self.due: list[Count] = []
         self.refused = self.sends = 0
         self.failing: str | None = None
+        self.wake = asyncio.Event()  # a count is worth sending
 
     def budget(self, name: str, quota: int) -> Budget:
         budget = Budget(self, name, quota)
@@ -124,8 +127,14 @@ class Limiter:
         await self.flush()
 
     async def _run(self) -> None:
+        """Sends as soon as something is worth sending, one flush at a time (what is counted meanwhile
+        goes with the next); counts the cache did not take are retried every `flush_seconds`."""
         while True:
-            await asyncio.sleep(self.flush_seconds)
+            try:
+                await asyncio.wait_for(self.wake.wait(), self.flush_seconds)
+            except TimeoutError:
+                pass
+            self.wake.clear()
             await self.flush()
 
     async def probe(self) -> dict:

@@ -15,6 +15,6 @@ class RateLimitSettings(SettingsSchema):
     # coroutine each instead of the CPU the other callers need (0: answer at once).
     refusal_delay = fields.Float(data_key="RATELIMIT_REFUSAL_DELAY_SECONDS", load_default=1.0,
                                  validate=validate.Range(0, 10))
-    # How stale another instance's view of a caller's count may be: it sends its counts this often.
+    # Counts worth sending go at once; those the cache did not take are retried this often.
     flush_seconds = fields.Float(data_key="RATELIMIT_FLUSH_SECONDS", load_default=0.2,
                                  validate=validate.Range(0.01, 5))
