@@ -253,7 +253,8 @@ def measure_flood(workers: int, env: dict, tokens: list[str], workdir: Path, ser
                     "-c", "python:gateway.gunicorn_conf", "gateway.app:create_app()"], limited_env, port, server_cpus)
     try:
         url = f"http://127.0.0.1:{port}/v1/me"
-        flooder, victim = tokens[-1], tokens[-2]  # not among the hot users of the other scenarios
+        # Not among the other scenarios' hot users, and others for each worker count: counts last a window.
+        flooder, victim = tokens[-2 * workers], tokens[-2 * workers + 1]
         (workdir / "flooder.txt").write_text(flooder + "\n")
         asyncio.run(latencies(url, victim, 20))  # creates the profile and warms the cache
         alone = asyncio.run(latencies(url, victim, VICTIM_REQUESTS))

@@ -3,7 +3,8 @@ route class (reads, writes, media creation) per window, counted in each process 
 the fleet through the data plugin's CACHE (limiter.py). Over quota: 429 problem+json with
 `Retry-After` and the `RateLimit`/`RateLimit-Policy` fields of draft-ietf-httpapi-ratelimit-headers-11,
 which answers also carry once their caller has used half its quota (on every answer they would cost
-the many callers far from their quotas more than the counting does). Routes choose their class with
+the many callers far from their quotas more than the counting does); from there on, the caller's
+requests wait for the fleet's count (a round trip) and the quota holds exactly. Routes choose their class with
 `RouteSpec.limit_class`. Refusals are held for RATELIMIT_REFUSAL_DELAY_SECONDS before they are
 answered: a flood's connections then wait instead of taking the CPU other callers need.
 
@@ -52,8 +53,14 @@ def limit(limiter: Limiter, quotas: dict[str, int], refusal_delay: float) -> Rou
                           headers={"Retry-After": str(reset), "RateLimit-Policy": policy,
                                    "RateLimit": f'"{name}";r=0;t={reset}'})
 
-        async def with_fields(answer: Awaitable[web.StreamResponse], remaining: int) -> web.StreamResponse:
-            response = await answer
+        async def placed(request: web.Request, place: Awaitable[int | None], remaining: int) -> web.StreamResponse:
+            position = await place
+            if position is not None:
+                if position > quota:
+                    limiter.refused += 1
+                    return await refuse()
+                remaining = quota - position
+            response = await handler(request)
             response.headers["RateLimit-Policy"] = policy
             response.headers["RateLimit"] = f'"{name}";r={remaining};t={budget.reset()}'
             return response
@@ -69,7 +76,7 @@ def limit(limiter: Limiter, quotas: dict[str, int], refusal_delay: float) -> Rou
                 return refuse()
             if remaining * 2 >= quota:
                 return handler(request)
-            return with_fields(handler(request), remaining)
+            return placed(request, budget.place(), remaining)
 
         return limited
 

@@ -6,10 +6,10 @@ Each request is counted here, in a dict. A caller's count goes to the cache as a
 counted a sixteenth of the quota since its last send, and after every request once the caller has
 used half of it. Sends go at once, one flush at a time per process, carrying everything counted
 while the previous one was out. Most callers stay far below their quotas, so most requests cost the
-dict and nothing more. A request is allowed while the last known fleet total plus this process's
-unsent count is under the quota: within one process the quota holds exactly; across processes a
-caller can exceed it by what the others admitted and had not yet sent (under a sixteenth each below
-half the quota, one round trip's worth above). When the cache cannot answer, the counts wait here
+dict and nothing more. Below half the quota, a request is allowed while the last known fleet total
+plus this process's unsent count is under it; past half, each request waits for its send and is
+allowed if its place in the fleet's count (the increment's answer) is within the quota. So a quota
+holds exactly across the fleet, and only callers near theirs wait a round trip. When the cache cannot answer, the counts wait here
 and are retried every `flush_seconds`: the limiter fails open to counting in this process alone,
 and its readiness check fails (not critical: readiness says degraded).
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Awaitable
 
 from aiohttp import web
 
@@ -28,7 +29,7 @@ wall_clock = time.time  # every instance must agree on the windows (tests fix it
 class Count:
     """One caller's requests of one class in one window."""
 
-    __slots__ = ("key", "window", "chunk", "close", "total", "unsent", "due")
+    __slots__ = ("key", "window", "chunk", "close", "total", "unsent", "sending", "due", "batch")
 
     def __init__(self, key: bytes, window: int, budget: int) -> None:
         self.key = key
@@ -36,8 +37,10 @@ class Count:
         self.chunk = max(1, budget // 16)  # unsent requests that are worth a send
         self.close = budget // 2  # from here on, every flush sends
         self.total = 0  # the fleet's count as the cache last answered, this process's sent ones included
-        self.unsent = 0
+        self.unsent = 0  # counted here and not yet taken by the cache (those being sent included)
+        self.sending = 0  # of those, the ones the flush under way is sending
         self.due = False  # listed for the next flush
+        self.batch: asyncio.Future | None = None  # the next send's answer, for requests past half the quota
 
     def worth_sending(self) -> bool:
         return self.unsent >= self.chunk or (self.unsent > 0 and self.total + self.unsent > self.close)
@@ -52,6 +55,7 @@ class Budget:
         self.quota = quota
         self.seconds = limiter.window_seconds
         self.counts: dict[str, Count] = {}
+        self.last: Count | None = None
 
     def take(self, caller: str) -> int:
         """Counts one request of caller's: the quota left after it, or -1 if it is refused (not counted)."""
@@ -60,6 +64,7 @@ class Budget:
         if count is None or count.window != window:
             key = self.limiter.cache.key("ratelimit", self.name, caller, str(window))
             count = self.counts[caller] = Count(key, window, self.quota)
+        self.last = count
         used = count.total + count.unsent
         if used >= self.quota:
             self.limiter.refused += 1
@@ -70,6 +75,20 @@ class Budget:
             self.limiter.due.append(count)
             self.limiter.wake.set()
         return self.quota - used - 1
+
+    def place(self) -> Awaitable[int | None]:
+        """For the request `take` has just counted past half the quota: its place in the fleet's count
+        once the cache has taken it (None if the cache did not answer: the request stays allowed).
+        Near the quota, the fleet's order decides, not each process's stale view of the others."""
+        count = self.last
+        if count.batch is None:
+            count.batch = asyncio.get_running_loop().create_future()
+        return self._place(count.batch, count.unsent - count.sending)
+
+    @staticmethod
+    async def _place(batch: asyncio.Future, index: int) -> int | None:
+        base = await asyncio.shield(batch)  # shared by the batch's requests: one's cancellation is not theirs
+        return None if base is None else base + index
 
     def reset(self) -> int:
         """Seconds until the current window ends."""
@@ -102,12 +121,19 @@ class Limiter:
         self.due.clear()
         if not counts:
             return
-        sent = [count.unsent for count in counts]
+        sent, batches = [], []
+        for count in counts:
+            sent.append(count.unsent)
+            batches.append(count.batch)
+            count.sending, count.batch = count.unsent, None  # requests counted meanwhile go with the next
         totals = await asyncio.gather(*(self.cache.count(count.key, n, 2 * self.window_seconds)
                                         for count, n in zip(counts, sent)))
         failed = 0
-        for count, n, total in zip(counts, sent, totals):
+        for count, n, batch, total in zip(counts, sent, batches, totals):
             count.due = False
+            count.sending = 0
+            if batch is not None:
+                batch.set_result(None if total is None else total - n)
             if total is None:
                 failed += 1
             else:
