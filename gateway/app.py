@@ -79,7 +79,7 @@ def build(environ: Mapping[str, str] | None = None) -> Built:
     # The core's own routes, after every plugin's: the catch-all is matched last.
     registry.routes.append(RouteSpec("GET", "/openapi.json", serve_openapi, "This API's OpenAPI document", "core",
                                      public=True, documented=False))
-    registry.routes.append(RouteSpec("*", "/{path:.*}", no_route, "Anything else: 404 or 405", "core",
+    registry.routes.append(RouteSpec("*", "/{path:.*}", no_route, "Anything else: 404, 405, or OPTIONS: 204", "core",
                                      public=True, documented=False))
     if core.cors_allowed_origins:  # outside every plugin's wrapper: refusals carry it too
         registry.route_wrappers.append(OrderedWrapper(0, cors_wrapper(core.cors_allowed_origins, core.cors_max_age),
