@@ -43,6 +43,7 @@ setup(
             "profiles = plugins.profiles:plugin",
             "media = plugins.media:plugin",
             "sync = plugins.sync:plugin",
+            "ratelimit = plugins.ratelimit:plugin",
         ],
     },
 )

@@ -10,12 +10,15 @@ Environment: BENCH_SECONDS (default 8, per scenario across its rounds), BENCH_US
 BENCH_CONNECTIONS (64 per worker), BENCH_WORKERS ("1,2"), BENCH_ONLY (comma-separated: run only
 the scenarios whose name contains one of them; the baseline and the floor always run) and
 BENCH_PROFILE=1 (sample the gateway with py-spy during each scenario: a summary is printed and the
-raw samples are kept in bench/results/profile-*.txt). `python -m bench.layers` prices each layer in
+raw samples are kept in bench/results/profile-*.txt), BENCH_DATABASE (default gateway_bench: another
+name lets two benches run side by side). The flood scenario (measure_flood) runs against a gateway of
+its own with the production default read budget. `python -m bench.layers` prices each layer in
 process; `python -m bench.instructions` counts instructions per request under callgrind.
 """
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import platform
@@ -24,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import aiohttp
@@ -38,7 +42,7 @@ RESULTS = ROOT / "bench" / "results"
 SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
 USERS = int(os.environ.get("BENCH_USERS", "3000"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
-DATABASE = "gateway_bench"
+DATABASE = os.environ.get("BENCH_DATABASE", "gateway_bench")  # another name for benches run side by side
 WORKERS = [int(n) for n in os.environ.get("BENCH_WORKERS", "1,2").split(",")]
 ONLY = [part for part in os.environ.get("BENCH_ONLY", "").split(",") if part]
 PROFILE = os.environ.get("BENCH_PROFILE", "") == "1"
@@ -46,6 +50,9 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 FLOOR = "floor: bare + one memcached get"
 HIT = "GET /v1/me cache hit"
 POLL = "GET /v1/datasets no change (If-None-Match, 304)"
+FLOOD = "rate limit: 64-connection flood from one caller"
+FLOOD_BUDGET = 600  # RATELIMIT_READS per 60 s window for the flood scenario's gateway
+VICTIM_REQUESTS = 250  # the other caller's reads, unloaded and then under the flood: within its budget
 
 
 def mysql(sql: str) -> list:
@@ -135,10 +142,13 @@ def prepare(workdir: Path, cache_address: str, users: int) -> tuple[dict, list[s
         **os.environ,
         "GATEWAY_ENV": "test",
         "GATEWAY_DATA_DIR": str(workdir / "var"),
-        "GATEWAY_PLUGINS": "health,auth,data,profiles,media,sync,bench",
+        "GATEWAY_PLUGINS": "health,auth,data,profiles,media,sync,ratelimit,bench",
         "DATABASE_URL": f"mysql://root@127.0.0.1:3306/{DATABASE}",
         "CACHE_URL": f"memcached://{cache_address}",
         "GATEWAY_LOG_LEVEL": "WARNING",
+        # The limiter counts every request as in production, with budgets no scenario reaches.
+        "RATELIMIT_ENABLED": "1", "RATELIMIT_READS": "1000000000", "RATELIMIT_WRITES": "1000000000",
+        "RATELIMIT_MEDIA": "1000000000",
     }
     subprocess.run([sys.executable, "-m", "gateway", "migrate"], env=env, cwd=ROOT, check=True)
     from plugins.auth.issuer import LocalIssuer
@@ -201,6 +211,8 @@ def run_workers(workers: int, env: dict, cache_address: str, tokens, token_file,
                              env, port, server_cpus))
         return f"http://127.0.0.1:{port}"
 
+    flood = ({FLOOD: measure_flood(workers, env, tokens, workdir, server_cpus, client_cpus)}
+             if not ONLY or any(part in FLOOD for part in ONLY) else {})
     try:
         baseline = serve(["-k", "aiohttp.GunicornUVLoopWebWorker", "bench.baseline:create_app()"])
         floor = serve(["-k", "aiohttp.GunicornUVLoopWebWorker", "bench.baseline:create_floor_app()"])
@@ -227,10 +239,61 @@ def run_workers(workers: int, env: dict, cache_address: str, tokens, token_file,
                                                        "body": {"content_type": "image/jpeg", "size": 123456,
                                                                 "purpose": "attachment"}}),
             ("GET /health/ready", f"{gateway}/health/ready", {}),
-        ], baseline, workers, cache_address, connections, client_cpus, gateway_pid, workdir)
+        ], baseline, workers, cache_address, connections, client_cpus, gateway_pid, workdir) | flood
     finally:
         for server in servers:
             stop(server)
+
+
+async def latencies(url: str, token: str, count: int) -> list[float]:
+    """One caller's reads, one after another: each one's milliseconds."""
+    times = []
+    async with aiohttp.ClientSession() as session:
+        for _ in range(count):
+            started = time.perf_counter()
+            async with session.get(url, headers={"Authorization": f"Bearer {token}"}) as response:
+                await response.read()
+                assert response.status == 200, response.status
+            times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def p99(times: list[float]) -> float:
+    return statistics.quantiles(times, n=100)[98]
+
+
+def measure_flood(workers: int, env: dict, tokens: list[str], workdir: Path, server_cpus: str | None,
+                  client_cpus: str | None) -> dict:
+    """One caller floods GET /v1/me over 64 connections against a gateway with the production
+    default read budget, while another caller's reads are timed: its p99 under the flood as a ratio
+    of its p99 alone (the target is at most 2), and how many of the flood's requests were allowed."""
+    port = free_port()
+    limited_env = {**env, "RATELIMIT_READS": str(FLOOD_BUDGET), "RATELIMIT_WINDOW_SECONDS": "60"}
+    server = start([sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}",
+                    "-c", "python:gateway.gunicorn_conf", "gateway.app:create_app()"], limited_env, port, server_cpus)
+    try:
+        url = f"http://127.0.0.1:{port}/v1/me"
+        # Not among the other scenarios' hot users, and others for each worker count: counts last a window.
+        flooder, victim = tokens[-2 * workers], tokens[-2 * workers + 1]
+        (workdir / "flooder.txt").write_text(flooder + "\n")
+        asyncio.run(latencies(url, victim, 20))  # creates the profile and warms the cache
+        alone = asyncio.run(latencies(url, victim, VICTIM_REQUESTS))
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            window = int(time.time() // 60)
+            flood = pool.submit(wrk.run, url, seconds=10, connections=64, workdir=workdir, name="flood",
+                                tokens=workdir / "flooder.txt", cpus=client_cpus)
+            time.sleep(1)  # the flood is under way (a bench's pacing, not a test's synchronisation)
+            loaded = asyncio.run(latencies(url, victim, VICTIM_REQUESTS))
+            flooded = flood.result()
+            windows = int(time.time() // 60) - window + 1
+    finally:
+        stop(server)
+    allowed = flooded["requests"] - flooded["non_2xx"]
+    return {"rps": flooded["rps"], "p50_ms": statistics.median(loaded), "p99_ms": p99(loaded),
+            "requests": flooded["requests"], "non_2xx": flooded["non_2xx"], "socket_errors": flooded["socket_errors"],
+            "flood_allowed": allowed, "flood_budget": FLOOD_BUDGET * windows,
+            "victim_p99_alone_ms": round(p99(alone), 2), "victim_p99_flooded_ms": round(p99(loaded), 2),
+            "ratio": round(p99(loaded) / p99(alone), 2)}
 
 
 def measure_scenarios(scenarios: list, baseline: str, workers: int, cache_address: str, connections: int,
@@ -283,6 +346,13 @@ def render(results: dict) -> str:
             lines.append(f"| {workers} | {name} | {r['rps']:.0f} | {r.get('ratio', 1.0):.2f} | {r['p50_ms']:.2f} | "
                          f"{r['p99_ms']:.2f} | {r.get('db_reads_per_1000', '-')} | {r['non_2xx']} |")
     lines.append("")
+    for workers, run in results["runs"].items():
+        if FLOOD in run:
+            f = run[FLOOD]
+            lines.append(f"{workers} worker(s), flood: {f['flood_allowed']} of {f['requests']} flood requests allowed "
+                         f"(budget {f['flood_budget']} over the windows it spanned); the other caller's p99 "
+                         f"{f['victim_p99_alone_ms']} ms alone, {f['victim_p99_flooded_ms']} ms under the flood: "
+                         f"x{f['ratio']} (target at most 2).")
     for workers, run in results["runs"].items():
         if HIT in run:
             lines.append(f"{workers} worker(s): the cache hit is {run[HIT]['ratio'] / run[FLOOR]['ratio']:.2f} of the floor.")

@@ -14,11 +14,12 @@ from aiohttp import web
 
 from gateway import openapi, settings
 from gateway.accesslog import AccessLog
+from gateway.cors import cors_wrapper
 from gateway.http import core_wrapper, no_route
 from gateway.lifecycle import LIFECYCLE, Lifecycle
 from gateway.metrics import METRICS, Counter, Metrics, counter_lines
 from gateway.loader import PluginError, discover
-from gateway.plugin import Plugin, Registry, RouteSpec, SetupContext
+from gateway.plugin import OrderedWrapper, Plugin, Registry, RouteSpec, SetupContext
 from gateway.readiness import CHECKS
 from gateway.routing import add_routes
 
@@ -78,8 +79,11 @@ def build(environ: Mapping[str, str] | None = None) -> Built:
     # The core's own routes, after every plugin's: the catch-all is matched last.
     registry.routes.append(RouteSpec("GET", "/openapi.json", serve_openapi, "This API's OpenAPI document", "core",
                                      public=True, documented=False))
-    registry.routes.append(RouteSpec("*", "/{path:.*}", no_route, "Anything else: 404 or 405", "core",
+    registry.routes.append(RouteSpec("*", "/{path:.*}", no_route, "Anything else: 404, 405, or OPTIONS: 204", "core",
                                      public=True, documented=False))
+    if core.cors_allowed_origins:  # outside every plugin's wrapper: refusals carry it too
+        registry.route_wrappers.append(OrderedWrapper(0, cors_wrapper(core.cors_allowed_origins, core.cors_max_age),
+                                                      "core"))
     access_log = AccessLog()
     metrics = app[METRICS]
     metrics.counters.append(Counter("draining", "1 while this worker drains", lambda: int(lifecycle.draining),

@@ -14,10 +14,12 @@ import itertools
 import logging
 import os
 import re
+from http import HTTPStatus
 from time import perf_counter
 from typing import Callable, Iterable, Protocol
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
 from gateway import tracing
 from gateway.accesslog import AccessLog
@@ -121,10 +123,41 @@ async def no_route(request: web.Request) -> web.StreamResponse:
     for resource in request.app.router.resources():
         if resource is not request.match_info.route.resource:
             allowed |= (await resource.resolve(request))[1]
+    if allowed and request.method == "OPTIONS":  # RFC 9110's OPTIONS, and CORS preflights (gateway/cors.py)
+        return web.Response(status=204, headers={"Allow": ",".join(sorted(allowed | {"OPTIONS"}))})
     if allowed:
         raise Problem(405, "Method Not Allowed", f"{request.method} is not allowed here.",
                       headers={"Allow": ",".join(sorted(allowed))})
     raise Problem(404, "Not Found", "There is nothing at this path.")
+
+
+def answer_unparsable_requests() -> None:
+    """A request aiohttp cannot parse (a header over `max_field_size`, a malformed request line) is
+    answered by its protocol before any route, from `RequestHandler.handle_error`: plain text without a
+    request id, logged by `aiohttp.server` at error level with a traceback. aiohttp has no hook for
+    that answer (a `request_factory` makes the request, but the handler stays aiohttp's own), so that
+    method is replaced here: a client error becomes problem+json with a request id and one info line
+    (the error's type, never the bytes it quotes); server errors keep aiohttp's handling. The
+    oversized-header tests fail if this stops working."""
+    original = RequestHandler.handle_error
+    new_id = request_ids()
+
+    def handle_error(self, request, status: int = 500, exc: BaseException | None = None, message: str | None = None):
+        if not 400 <= status < 500 or request.writer.output_size > 0:
+            return original(self, request, status, exc, message)
+        request_id = new_id()
+        log.info("unparsable request from %s: %s", request.remote, type(exc).__name__ if exc else status,
+                 extra={"request_id": request_id})
+        response = problem_response(Problem(status, HTTPStatus(status).phrase, UNPARSABLE), request_id)
+        response.headers["X-Request-Id"] = request_id
+        response.force_close()
+        return response
+
+    RequestHandler.handle_error = handle_error
+
+
+UNPARSABLE = "The request could not be parsed: a malformed request line or header, or a header over 16 KiB."
+answer_unparsable_requests()
 
 
 def forwarded(request: web.Request, trusted_proxies: tuple) -> web.Request:

@@ -37,6 +37,7 @@ T = TypeVar("T")
 Handler = Callable[..., Awaitable[web.StreamResponse]]  # (request) or, with body/query declared, (request, body=, query=)
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 RouteWrapper = Callable[["RouteSpec", Handler], Handler]
+UNLIMITED = "unlimited"
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,9 @@ class RouteSpec:
     scopes: tuple[str, ...] = ()  # OAuth scopes the caller must hold
     groups: tuple[str, ...] = ()  # groups the caller must belong to (any of)
     tags: tuple[str, ...] = ()
+    # The budget a rate limiter counts the route against: None goes by method ("read" for GET, HEAD
+    # and OPTIONS, "write" for the others); UNLIMITED for none (health probes).
+    limit_class: str | None = None
     documented: bool = True  # in /openapi.json (the core's catch-all is not)
 
 

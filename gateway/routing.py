@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 
 from aiohttp import web
 from marshmallow import ValidationError
@@ -72,7 +73,9 @@ def validating(spec: RouteSpec, body_timeout: float):
 
 
 def add_routes(app: web.Application, registry: Registry, body_timeout: float, core_wrap: RouteWrapper) -> None:
-    """Each declared route, validated, wrapped by the plugins' route wrappers and then by the core."""
-    for spec in registry.routes:
-        handler = registry.wrap(spec, validating(spec, body_timeout))
-        app.router.add_route(spec.method, spec.path, core_wrap(spec, handler))
+    """Each declared route, validated, wrapped by the plugins' route wrappers and then by the core; a
+    GET route serves HEAD too (aiohttp sends the GET answer's headers without its body)."""
+    for declared in registry.routes:
+        for spec in (declared, replace(declared, method="HEAD")) if declared.method == "GET" else (declared,):
+            handler = registry.wrap(spec, validating(spec, body_timeout))
+            app.router.add_route(spec.method, spec.path, core_wrap(spec, handler))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from types import SimpleNamespace
 from typing import Mapping
 
@@ -65,6 +66,19 @@ class Networks(CommaList):
             raise ValidationError(f"not a list of CIDRs: {exc}") from None
 
 
+ORIGIN = re.compile(r"https?://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:\d{1,5})?")
+
+
+class Origins(CommaList):
+    """A comma-separated list of web origins, `scheme://host[:port]`, lower case as browsers send them."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        origins = tuple(origin.lower() for origin in super()._deserialize(value, attr, data))
+        if bad := [origin for origin in origins if not ORIGIN.fullmatch(origin)]:
+            raise ValidationError(f"not an origin (scheme://host[:port], no path): {', '.join(bad)}")
+        return origins
+
+
 class CoreSettings(SettingsSchema):
     host = fields.Str(data_key="GATEWAY_HOST", load_default="127.0.0.1")
     port = fields.Int(data_key="GATEWAY_PORT", load_default=8080, validate=validate.Range(1, 65535))
@@ -73,7 +87,7 @@ class CoreSettings(SettingsSchema):
     # served on GATEWAY_PORT (development); in production, nowhere.
     internal_port = fields.Int(data_key="GATEWAY_INTERNAL_PORT", load_default=None,
                                validate=validate.Range(1, 65535))
-    DEFAULT_PLUGINS = ("health", "auth", "data", "profiles", "media")
+    DEFAULT_PLUGINS = ("health", "auth", "data", "profiles", "media", "ratelimit")
     plugins = CommaList(data_key="GATEWAY_PLUGINS", load_default=DEFAULT_PLUGINS)
     DEFAULT_DATA_DIR = "./var"
     data_dir = fields.Str(data_key="GATEWAY_DATA_DIR", load_default=DEFAULT_DATA_DIR)
@@ -85,6 +99,9 @@ class CoreSettings(SettingsSchema):
     )
     drain_seconds = fields.Float(data_key="GATEWAY_DRAIN_SECONDS", load_default=0.0, validate=validate.Range(0, 300))
     trusted_proxies = Networks(data_key="GATEWAY_TRUSTED_PROXIES", load_default=())
+    # Origins (scheme://host[:port]) whose pages may call the API from a browser (gateway/cors.py).
+    cors_allowed_origins = Origins(data_key="CORS_ALLOWED_ORIGINS", load_default=())
+    cors_max_age = fields.Int(data_key="CORS_MAX_AGE_SECONDS", load_default=600, validate=validate.Range(0, 86400))
     workers = fields.Int(data_key="GATEWAY_WORKERS", load_default=None, validate=validate.Range(1, 256))
     log_level = fields.Str(
         data_key="GATEWAY_LOG_LEVEL",

@@ -124,6 +124,9 @@ class Cache(Protocol):
     def key(self, *parts: str) -> bytes: ...
     def fetch(self, key: bytes, load: Callable[..., Awaitable[bytes | None]], *args) -> Awaitable[bytes | None]: ...
     async def invalidate(self, *keys: bytes) -> None: ...
+    async def count(self, key: bytes, delta: int, ttl: int) -> int | None:
+        """Add delta to a counter shared by every process on the cache (created at delta, gone ttl
+        seconds after its creation) and return its new value; None when the cache cannot answer."""
 
 
 Validator = Callable[[web.Request, Any], Awaitable[None]]  # raises marshmallow.ValidationError

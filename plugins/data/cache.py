@@ -19,7 +19,7 @@ Facebook" (NSDI 2013).
   answers come from the database, never an error. Deletes that could not be done are retried until
   they succeed, so a stale value does not outlive the outage.
 
-The backends (`Memcached` in memcached.py, `MemoryCache` in memory.py) offer the seven
+The backends (`Memcached` in memcached.py, `MemoryCache` in memory.py) offer the eight
 operations of `Backend`.
 """
 from __future__ import annotations
@@ -64,6 +64,7 @@ class Backend(Protocol):
     async def cas(self, key: bytes, value: bytes, token: int, ttl: int) -> bool: ...  # False: changed or gone
     async def set(self, key: bytes, value: bytes, ttl: int) -> None: ...
     async def delete(self, key: bytes) -> None: ...
+    async def incr(self, key: bytes, delta: int, ttl: int) -> int: ...  # a missing key starts at delta
     async def probe(self) -> dict: ...  # raises when unusable
 
 
@@ -157,6 +158,14 @@ class Cache:
             return await self._op(self.backend.get, key) is not None
         except Unavailable:
             return True
+
+    async def count(self, key: bytes, delta: int, ttl: int) -> int | None:
+        """Add delta to the counter at key (created at delta, gone ttl seconds after that) and return
+        its new value; None when the cache cannot answer."""
+        try:
+            return await self._op(self.backend.incr, key, delta, ttl)
+        except Unavailable:
+            return None
 
     async def fetch(self, key: bytes, load: Load, *args) -> bytes | None:
         """The value for key from the cache, else from `load(*args)` (None: there is no such thing)."""

@@ -110,6 +110,17 @@ class Memcached:
         except emcache.NotFoundCommandError:
             pass
 
+    async def incr(self, key: bytes, delta: int, ttl: int) -> int:
+        try:
+            return await self._client.increment(key, delta)
+        except emcache.NotFoundCommandError:
+            pass
+        try:
+            await self._client.add(key, str(delta).encode(), exptime=ttl)
+            return delta
+        except emcache.NotStoredStorageCommandError:  # another process created it in between
+            return await self._client.increment(key, delta)
+
     async def probe(self) -> dict:
         nodes = self._client.cluster_managment().nodes()
         answers = await asyncio.gather(*(self._client.version(node) for node in nodes), return_exceptions=True)

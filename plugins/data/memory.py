@@ -64,5 +64,14 @@ class MemoryCache:
     async def delete(self, key: bytes) -> None:
         self._items.pop(key, None)
 
+    async def incr(self, key: bytes, delta: int, ttl: int) -> int:
+        entry = self._live(key)
+        if entry is None:
+            self._store(key, str(delta).encode(), ttl)
+            return delta
+        value = int(entry[0]) + delta
+        self._items[key] = (str(value).encode(), entry[1], next(self._cas))  # memcached's incr keeps the expiry too
+        return value
+
     async def probe(self) -> dict:
         return {"backend": "memory", "items": len(self._items)}

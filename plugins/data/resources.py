@@ -43,7 +43,7 @@ def etag_listed(header: str, etag: str, *, weak: bool) -> bool:
 def respond(request: web.Request, stored: bytes, status: int = 200) -> web.Response:
     etag, _, body = stored.partition(b"\n")
     headers = {"ETag": etag.decode(), "Cache-Control": "private, no-cache"}
-    if_none_match = request.headers.get("If-None-Match") if request.method == "GET" else None
+    if_none_match = request.headers.get("If-None-Match") if request.method in ("GET", "HEAD") else None
     if if_none_match is not None and etag_listed(if_none_match, headers["ETag"], weak=True):
         return web.Response(status=304, headers=headers)
     # Content-Type as a header, not `content_type=`: aiohttp then skips parsing it (the hot path).

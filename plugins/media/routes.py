@@ -328,7 +328,7 @@ class MediaApi:
 def add_routes(ctx, api: MediaApi) -> None:
     tags = ("media",)
     ctx.route("POST", "/v1/media", api.create, "Create a pending media record and a presigned upload for it",
-              body=CreateMediaSchema, tags=tags,
+              body=CreateMediaSchema, tags=tags, limit_class="media",
               responses={201: CreatedMediaSchema, 409: "The upload does not fit the caller's remaining storage",
                          413: "The upload is larger than the caller's whole storage quota",
                          415: "The body is not application/json",

@@ -30,7 +30,7 @@ async def test_unknown_route_is_a_404_problem(client):
 async def test_wrong_method_is_a_405_problem_with_allow(client):
     response = await client.delete("/health/live")
     await problem(response, 405)
-    assert response.headers["Allow"] == "GET"
+    assert response.headers["Allow"] == "GET,HEAD"
 
 
 async def test_a_body_over_the_limit_is_413(client):

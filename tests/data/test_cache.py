@@ -184,3 +184,22 @@ async def test_auto_discovery_finds_the_nodes_from_the_configuration_endpoint(me
     finally:
         await cache.close()
         endpoint.close()
+
+
+async def test_a_counter_is_shared_and_starts_at_its_first_delta(caches, key):
+    """The rate limiter's operation: two caches (two instances) add to one counter."""
+    first, second = caches
+    assert await first.count(key, 3, ttl=60) == 3
+    assert await second.count(key, 4, ttl=60) == 7
+    concurrent = await asyncio.gather(*(cache.count(key, 1, ttl=60) for cache in caches for _ in range(10)))
+    assert sorted(concurrent) == list(range(8, 28))  # each increment answered with its own total
+    assert await first.count(key, 0, ttl=60) == 27
+
+
+async def test_a_counter_is_none_when_the_cache_cannot_answer():
+    cache = Cache(Memcached(f"memcached://127.0.0.1:{free_port()}", timeout=0.2, max_connections=1), ttl=60)
+    await cache.start()
+    try:
+        assert await cache.count(cache_key("test", "down"), 1, ttl=60) is None
+    finally:
+        await cache.close()
