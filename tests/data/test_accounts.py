@@ -100,7 +100,7 @@ async def test_the_audit_row_keeps_a_hash_the_time_and_counts_but_not_the_subjec
     assert (await app.client.delete("/v1/me", headers=auth)).status == 204
     [audit] = deletions(admin, sub)
     assert audit["status"] == "done" and audit["subject"] is None
-    assert json.loads(audit["counts"]) == {"profile": 1, "media": 1, "media objects": 1}
+    assert json.loads(audit["counts"]) == {"profile": 1, "media": 1, "media objects": 1, "media_quota": 1}
     assert audit["created_at"] <= audit["updated_at"]
     assert sub not in json.dumps(audit, default=str)
 
@@ -148,7 +148,7 @@ async def test_a_deletion_that_stops_half_way_is_finished_by_the_next_call(start
     assert (await app.client.delete("/v1/me", headers=auth)).status == 204
     [record] = deletions(admin, sub)
     assert record["status"] == "done" and record["subject"] is None
-    assert json.loads(record["counts"]) == {"profile": 1, "media": 1, "media objects": 1}
+    assert json.loads(record["counts"]) == {"profile": 1, "media": 1, "media objects": 1, "media_quota": 1}
     assert rows(admin, "SELECT id FROM media WHERE owner = %s", sub) == [] and owned_files(root, sub) == []
 
 

@@ -123,4 +123,5 @@ async def test_a_database_made_before_the_profiles_plugin_upgrades_in_place(engi
     database = built.registry.services[DATABASE]
     records = {(row["plugin"], row["version"]) for row in
                await database.fetch_all("SELECT plugin, version FROM gateway_migrations")}
-    assert records == {("data", 1), ("accounts", 1), ("media", 1), ("profiles", 1), ("media", 2)}
+    # the legacy records stay; the migrations that replace data 1 are recorded (the later ones ran)
+    assert {("data", 1), ("media", 1), ("profiles", 1), ("media", 2), ("accounts", 1)} <= records
