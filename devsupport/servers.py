@@ -124,6 +124,19 @@ class PrivateMariaDB(Server):
         ])
         self.socket = f"{self.dir}/sock"
 
+    def create_database(self, name: str) -> str:
+        """A new, empty utf8mb4_bin database (made as root over the unix socket, so TLS-only
+        servers too); its mysql:// URL for root over TCP."""
+        import pymysql
+
+        admin = pymysql.connect(unix_socket=self.socket, user="root", password="", autocommit=True)
+        try:
+            with admin.cursor() as cursor:
+                cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        finally:
+            admin.close()
+        return f"mysql://root@127.0.0.1:{self.port}/{name}"
+
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)

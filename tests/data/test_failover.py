@@ -16,10 +16,7 @@ from tests.data.conftest import eventually
 def mariadb():
     server = servers.PrivateMariaDB()
     server.start()
-    admin = pymysql.connect(host="127.0.0.1", port=server.port, user="root", password="", autocommit=True)
-    with admin.cursor() as cursor:
-        cursor.execute("CREATE DATABASE gw CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-    admin.close()
+    server.create_database("gw")
     yield server
     server.cleanup()
 

@@ -9,7 +9,6 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
-import pymysql
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -76,10 +75,7 @@ def tls_mariadb(pki):
     """mariadbd with `--require-secure-transport=ON` and the test CA's certificate; database `gw`."""
     server = servers.PrivateMariaDB(tls=(pki.cert, pki.key, pki.ca))
     server.start()
-    admin = pymysql.connect(unix_socket=server.socket, user="root", password="", autocommit=True)
-    with admin.cursor() as cursor:
-        cursor.execute("CREATE DATABASE gw CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-    admin.close()
+    server.create_database("gw")
     yield server
     server.cleanup()
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import aiohttp
 import boto3
-import pymysql
 import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -121,11 +120,7 @@ def check_failures(env: dict) -> list[str]:
 def mariadb(tmp_path_factory):
     database = servers.PrivateMariaDB()
     database.start()
-    admin = pymysql.connect(host="127.0.0.1", port=database.port, user="root", password="", autocommit=True)
-    with admin.cursor() as cursor:
-        cursor.execute("CREATE DATABASE gateway")
-    admin.close()
-    url = f"mysql://root@127.0.0.1:{database.port}/gateway"
+    url = database.create_database("gateway")
     migrate = subprocess.run([f"{BIN}python", "-m", "gateway", "migrate"], capture_output=True, text=True,
                              env={**os.environ, "GATEWAY_ENV": "test", "DATABASE_URL": url,
                                   "GATEWAY_DATA_DIR": str(tmp_path_factory.mktemp("migrate"))})
@@ -196,11 +191,7 @@ async def test_database_down(env, mariadb, tmp_path):
 
 
 async def test_unmigrated_schema_is_not_ready_and_check_names_the_migrations(env, mariadb, tmp_path):
-    admin = pymysql.connect(host="127.0.0.1", port=mariadb[0].port, user="root", password="", autocommit=True)
-    with admin.cursor() as cursor:
-        cursor.execute("CREATE DATABASE unmigrated")
-    admin.close()
-    env = {**env, "DATABASE_URL": f"mysql://root@127.0.0.1:{mariadb[0].port}/unmigrated"}
+    env = {**env, "DATABASE_URL": mariadb[0].create_database("unmigrated")}
     with booted(env, tmp_path) as instance:
         body = await assert_state(instance, "fail", {"schema"})
         [line] = check_failures(instance.env)

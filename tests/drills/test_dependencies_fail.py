@@ -93,14 +93,8 @@ async def test_database_restarted_under_load_loses_no_acknowledged_write(tmp_pat
     database = servers.PrivateMariaDB()
     database.start()
     try:
-        import pymysql
-
-        admin = pymysql.connect(host="127.0.0.1", port=database.port, user="root", password="", autocommit=True)
-        with admin.cursor() as cursor:
-            cursor.execute("CREATE DATABASE drill")
-        admin.close()
         env = {"GATEWAY_ENV": "test", "GATEWAY_DATA_DIR": str(tmp_path), "GATEWAY_PLUGINS": "health,auth,data,profiles",
-               "DATABASE_URL": f"mysql://root@127.0.0.1:{database.port}/drill", "CACHE_URL": "memory://",
+               "DATABASE_URL": database.create_database("drill"), "CACHE_URL": "memory://",
                "HEALTH_READY_CACHE_SECONDS": "0", "GATEWAY_LOG_LEVEL": "WARNING",
                "DATABASE_CONNECT_TIMEOUT_SECONDS": "1", "DATABASE_QUERY_TIMEOUT_SECONDS": "2"}
         app = servers.gateway(env, workers=1).start()
