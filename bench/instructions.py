@@ -111,6 +111,9 @@ def main() -> int:
     cache = memcached().start()
     try:
         env, tokens = prepare(workdir, cache.address, HOT_USERS)
+        # Under valgrind the server is some fifty times slower: no timeout of the gateway's may fire.
+        env.update(DATABASE_CONNECT_TIMEOUT_SECONDS="60", DATABASE_QUERY_TIMEOUT_SECONDS="60",
+                   CACHE_OP_TIMEOUT_SECONDS="10")
         counts = {}
         for name, application, path, with_tokens, method in SCENARIOS:
             if name not in ("baseline", FLOOR) and ONLY and not any(part in name for part in ONLY):

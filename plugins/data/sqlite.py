@@ -84,6 +84,10 @@ class SQLiteDatabase:
         with self._unavailable_on_lock():
             return await self._reader.fetch_all(sql, params)
 
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        async with self.transaction() as tx:
+            return await tx.execute(sql, params)
+
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Session]:
         self.waits += self._write_lock.locked()
