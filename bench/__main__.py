@@ -294,46 +294,66 @@ def run_workers(workers: int, env: dict, cache_address: str, tokens, token_file,
 def measure_scenarios(scenarios: list, baseline: str, workers: int, cache_address: str, connections: int,
                       client_cpus: str | None, gateway_pid: int, workdir: Path) -> dict:
     """Each scenario in rounds, each round right after a round of the baseline: a machine whose speed
-    drifts (a shared VM does) moves both alike, and the ratio is the median of the rounds' ratios."""
+    drifts (a shared VM does) moves both alike, and the ratio is the median of the rounds' ratios.
+    A scenario with a reference runs in the same rounds, right after it, and its ratio to the
+    reference is the median of the rounds' ratios of the two."""
     run: dict = {}
     baseline_rounds: list[dict] = []
     RESULTS.mkdir(exist_ok=True)
     for name, url, options in scenarios:
-        if name != FLOOR and ONLY and not any(part in name for part in ONLY):
-            continue
-        flush = options.pop("flush", False)
-        hold = options.pop("hold", False)
-        rounds = 1 if flush else ROUNDS
+        if name != FLOOR and ONLY and not any(part in name for part in ONLY) or name.startswith(reference("")):
+            continue  # a reference is measured in its scenario's rounds
+        group = [entry for entry in scenarios if entry[0] in (reference(name), name)]  # the reference first
+        rounds = 1 if options.get("flush") else ROUNDS
         seconds = max(1, round(SECONDS / rounds))
-        if flush:
-            flush_cache(cache_address)
-        slug = name.split(":")[0].replace(" ", "_").replace("/", "_").replace(",", "")
-        results, ratios, reads, held = [], [], 0, []
+        measured: dict = {member: {"results": [], "ratios": [], "reads": 0, "held": []} for member, _, _ in group}
         for number in range(rounds):
             base = wrk.run(f"{baseline}/", seconds=seconds, connections=connections, workdir=workdir,
                            name="baseline", cpus=client_cpus)
             baseline_rounds.append(base)
-            reads_before = database_reads()
-            samples = RESULTS / f"profile-{workers}-{slug}.txt"
-            spy = profile.start(gateway_pid, seconds, samples) if PROFILE and number == 0 else None
-            transactions = OpenTransactions()
-            with transactions if hold else contextlib.nullcontext():
-                result = wrk.run(url, seconds=seconds, connections=connections, workdir=workdir, name=slug,
-                                 cpus=client_cpus, **options)
-            held.append(transactions.held_ms(result["rps"]))
-            reads += database_reads() - reads_before - len(transactions.samples)  # not the sampler's own
-            if spy is not None:
-                spy.wait(30)
-                print(f"## {name}, {workers} worker(s)\n{profile.summary(samples)}")
-            results.append(result)
-            ratios.append(result["rps"] / base["rps"])
-        run[name] = combined(results)
-        run[name]["ratio"] = round(statistics.median(ratios), 3)
-        if hold:
-            run[name]["held_ms"] = round(statistics.median(held), 2)
-        if name != FLOOR:
-            run[name]["db_reads_per_1000"] = round(reads * 1000 / max(run[name]["requests"], 1), 2)
+            for member, member_url, member_options in group:
+                result, reads, held = measure(member, member_url, dict(member_options), seconds, connections, workdir,
+                                              client_cpus, cache_address, workers,
+                                              gateway_pid if number == 0 and member == name else None)
+                entry = measured[member]
+                entry["results"].append(result)
+                entry["ratios"].append(result["rps"] / base["rps"])
+                entry["reads"] += reads
+                entry["held"].append(held)
+        for member, member_url, member_options in group:
+            entry = measured[member]
+            run[member] = combined(entry["results"])
+            run[member]["ratio"] = round(statistics.median(entry["ratios"]), 3)
+            if member_options.get("hold"):
+                run[member]["held_ms"] = round(statistics.median(entry["held"]), 2)
+            if member != FLOOR:
+                run[member]["db_reads_per_1000"] = round(entry["reads"] * 1000 / max(run[member]["requests"], 1), 2)
+        if len(group) == 2:
+            ours, theirs = measured[group[1][0]]["results"], measured[group[0][0]]["results"]
+            run[group[1][0]]["to_reference"] = round(statistics.median(
+                a["rps"] / b["rps"] for a, b in zip(ours, theirs)), 3)
     return {"baseline": {**combined(baseline_rounds), "ratio": 1.0}, **run}
+
+
+def measure(name: str, url: str, options: dict, seconds: int, connections: int, workdir: Path,
+            client_cpus: str | None, cache_address: str, workers: int, profile_pid: int | None) -> tuple[dict, int, float]:
+    """One round of one scenario: wrk's report, the database reads it made, the transaction time."""
+    if options.pop("flush", False):
+        flush_cache(cache_address)
+    hold = options.pop("hold", False)
+    slug = name.split(":")[0].replace(" ", "_").replace("/", "_").replace(",", "")
+    reads_before = database_reads()
+    samples = RESULTS / f"profile-{workers}-{slug}.txt"
+    spy = profile.start(profile_pid, seconds, samples) if PROFILE and profile_pid else None
+    transactions = OpenTransactions()
+    with transactions if hold else contextlib.nullcontext():
+        result = wrk.run(url, seconds=seconds, connections=connections, workdir=workdir, name=slug,
+                         cpus=client_cpus, **options)
+    reads = database_reads() - reads_before - len(transactions.samples)  # not the sampler's own
+    if spy is not None:
+        spy.wait(30)
+        print(f"## {name}, {workers} worker(s)\n{profile.summary(samples)}")
+    return result, reads, transactions.held_ms(result["rps"])
 
 
 def render(results: dict) -> str:
@@ -355,8 +375,8 @@ def render(results: dict) -> str:
         for name, label in COMPARED.items():
             if name in run and reference(name) in run:
                 ours, theirs = run[name], run[reference(name)]
-                lines.append(f"{workers} worker(s): {label} ({name}) is {ours['ratio'] / theirs['ratio']:.2f} of its "
-                             f"reference; p99 {ours['p99_ms']:.1f} ms against {theirs['p99_ms']:.1f} ms.")
+                lines.append(f"{workers} worker(s): {label} ({name}) is {ours['to_reference']:.2f} of its reference "
+                             f"(median of the rounds); p99 {ours['p99_ms']:.1f} ms against {theirs['p99_ms']:.1f} ms.")
         if HIT in run and POLL in run:
             lines.append(f"{workers} worker(s): the no-change dataset poll is {run[POLL]['ratio'] / run[HIT]['ratio']:.2f} "
                          "of the cache-hit read.")
