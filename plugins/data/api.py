@@ -115,6 +115,8 @@ class Database(Protocol):
     async def fetch_all(self, sql: str, params: Params = (), *, stale_ok: bool = False) -> list[Row]: ...
     async def execute(self, sql: str, params: Params = ()) -> int:
         """One write statement, atomic on its own (no transaction around it); the affected row count."""
+    def session(self) -> AbstractAsyncContextManager[Executor]:
+        """The writer for a few statements in a row, each atomic on its own (no transaction)."""
     def transaction(self) -> AbstractAsyncContextManager[Executor]: ...
     def locked(self, name: str) -> AbstractAsyncContextManager[Executor]:
         """An exclusive session across every process sharing the database (for migrations)."""

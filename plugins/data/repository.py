@@ -36,10 +36,11 @@ class Repository:
         """The row `key`, and only if `owner` has it when the table has owners and one is given."""
         return {self.key: key} if owner is None or self.owner is None else {self.key: key, self.owner: owner}
 
-    async def find(self, key: str, owner: str | None = None) -> Row | None:
+    async def find(self, key: str, owner: str | None = None, *, tx: Executor | None = None) -> Row | None:
         """The current row, from the writer."""
         where, params = conditions(self.scope(key, owner))
-        return await self.database.fetch_one(f"SELECT * FROM {self.table} WHERE {where}", params)
+        executor = self.database if tx is None else tx
+        return await executor.fetch_one(f"SELECT * FROM {self.table} WHERE {where}", params)
 
     async def lock(self, tx: Executor, key: str, owner: str | None = None) -> Row | None:
         """The row, locked against other writers until `tx` ends."""
@@ -78,13 +79,13 @@ class Repository:
         await self._update({self.key: row[self.key]}, changes, stamp, tx)
         return {**row, **changes, "version": row["version"] + 1, "updated_at": stamp}
 
-    async def update_unchanged(self, row: Row, changes: dict) -> Row | None:
+    async def update_unchanged(self, row: Row, changes: dict, *, tx: Executor | None = None) -> Row | None:
         """Set `changes` on a row read without a lock, in one statement and only if it is still the
         version read (version and created_at: what its ETag says); the row as it now is, or None
         when another write came first."""
         stamp = utc_text()
         equals = {self.key: row[self.key], "version": row["version"], "created_at": row["created_at"]}
-        if not await self._update(equals, changes, stamp, None):
+        if not await self._update(equals, changes, stamp, tx):
             return None
         return {**row, **changes, "version": row["version"] + 1, "updated_at": stamp}
 

@@ -171,11 +171,12 @@ class Resource:
         CONTENDED_SECONDS: on a hot row, racing would lose again. (None, {}) when there is no such row."""
         now = time.monotonic()
         if self._contended.get(key, 0.0) < now:
-            row = await self.repository.find(key, owner)
-            changed = self._changed(row, changes, if_match)
-            if not changed:
-                return row, changed
-            written = await self.repository.update_unchanged(row, changed)
+            async with self.database.session() as session:  # one turn in the connection queue for both
+                row = await self.repository.find(key, owner, tx=session)
+                changed = self._changed(row, changes, if_match)
+                if not changed:
+                    return row, changed
+                written = await self.repository.update_unchanged(row, changed, tx=session)
             if written is not None:
                 return written, changed
             if len(self._contended) >= CONTENDED_ROWS:

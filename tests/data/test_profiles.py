@@ -116,8 +116,8 @@ async def test_a_write_between_a_patchs_read_and_its_write_is_not_overwritten_un
     repository = app.profiles.repository
     read = repository.find
 
-    async def read_then_another_write(key, owner=None):
-        row = await read(key, owner)
+    async def read_then_another_write(key, owner=None, **options):
+        row = await read(key, owner, **options)
         repository.find = read
         await repository.update_where({"id": key}, {"bio": f"in between {row['version']}"})
         return row
