@@ -166,9 +166,10 @@ class Resource:
     async def _change(self, key: str, owner: str | None, changes: dict,
                       if_match: str | None) -> tuple[Row | None, dict]:
         """The row read, If-Match checked, what differs written only if the row is still the version
-        read: two statements, and nothing held between them. When another write came first, the
-        same in a transaction with the row locked, and so for the row's writes in the next
-        CONTENDED_SECONDS: on a hot row, racing would lose again. (None, {}) when there is no such row."""
+        read: two statements on one connection, and no row lock held between them. When another
+        write came first, the same in a transaction with the row locked, and so for the row's writes
+        in the next CONTENDED_SECONDS: on a hot row, racing would lose again. (None, {}) when there
+        is no such row."""
         now = time.monotonic()
         if self._contended.get(key, 0.0) < now:
             async with self.database.session() as session:  # one turn in the connection queue for both
