@@ -14,11 +14,18 @@ raw samples are kept in bench/results/profile-*.txt), BENCH_DATABASE (default ga
 name lets two benches run side by side). The flood scenario (measure_flood) runs against a gateway of
 its own with the production default read budget. `python -m bench.layers` prices each layer in
 process; `python -m bench.instructions` counts instructions per request under callgrind.
+
+The paths that reach the database are measured against hand-written references in the same run
+(bench/baseline.py): PATCH /v1/me writing a new display name on every request, over every user and
+over HOT_ROWS rows; POST /v1/media; the cold Zipf mix (the cache flushed before each). For these the
+report gives the gateway's ratio to its reference, and for the writes the time a request holds a
+transaction open, measured from the database's side (see `OpenTransactions`).
 """
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import os
 import platform
@@ -27,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -42,7 +50,7 @@ RESULTS = ROOT / "bench" / "results"
 SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
 USERS = int(os.environ.get("BENCH_USERS", "3000"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
-DATABASE = os.environ.get("BENCH_DATABASE", "gateway_bench")  # another name for benches run side by side
+DATABASE = os.environ.get("BENCH_DATABASE", f"gateway_bench_{os.getpid()}")  # its own: benches from other checkouts may run at once
 WORKERS = [int(n) for n in os.environ.get("BENCH_WORKERS", "1,2").split(",")]
 ONLY = [part for part in os.environ.get("BENCH_ONLY", "").split(",") if part]
 PROFILE = os.environ.get("BENCH_PROFILE", "") == "1"
@@ -53,6 +61,15 @@ POLL = "GET /v1/datasets no change (If-None-Match, 304)"
 FLOOD = "rate limit: 64-connection flood from one caller"
 FLOOD_BUDGET = 600  # RATELIMIT_READS per 60 s window for the flood scenario's gateway
 VICTIM_REQUESTS = 250  # the other caller's reads, unloaded and then under the flood: within its budget
+HOT_ROWS = 10  # the hot-row PATCH: 64 connections per worker on this many rows
+PATCH_ALL, PATCH_HOT = f"PATCH /v1/me, {USERS} users", f"PATCH /v1/me, {HOT_ROWS} hot rows"
+MEDIA, COLD = "POST /v1/media", "GET /v1/me Zipf mix, cold"
+COMPARED = {PATCH_ALL: "write", PATCH_HOT: "write, hot rows", MEDIA: "media creation", COLD: "cold miss"}
+WRITE = {"method": "PATCH", "body": {"display_name": "$n"}, "hold": True}  # a new value on every request
+
+
+def reference(name: str) -> str:
+    return f"reference for {name}"
 
 
 def mysql(sql: str) -> list:
@@ -66,6 +83,39 @@ def mysql(sql: str) -> list:
 
 def database_reads() -> int:
     return int(mysql("SHOW GLOBAL STATUS LIKE 'Com_select'")[0][1])
+
+
+class OpenTransactions:
+    """Samples, every few milliseconds while a scenario runs, how many InnoDB transactions are open
+    (information_schema.INNODB_TRX). By Little's law their mean over the request rate is the time
+    each request holds a transaction, from its first statement to its commit: what a row lock and a
+    pooled connection are held for (the connection a round trip longer, for the BEGIN). Measured
+    from the database's side, the same for the gateway and its reference."""
+
+    def __init__(self) -> None:
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        connection = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
+        with connection.cursor() as cursor:
+            while not self._stop.is_set():
+                cursor.execute("SELECT COUNT(*) FROM information_schema.INNODB_TRX")
+                self.samples.append(cursor.fetchone()[0])
+                time.sleep(0.005)
+        connection.close()
+
+    def __enter__(self) -> OpenTransactions:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def held_ms(self, rps: float) -> float:
+        return statistics.fmean(self.samples) * 1000 / rps if self.samples and rps else 0.0
 
 
 def install_bench_plugin() -> None:
@@ -165,6 +215,8 @@ def main() -> int:
     token_file.write_text("\n".join(tokens) + "\n")
     hot_file = workdir / "hot.txt"
     hot_file.write_text("\n".join(tokens[:HOT_USERS]) + "\n")
+    hot_rows = workdir / "hot-rows.txt"
+    hot_rows.write_text("\n".join(tokens[:HOT_ROWS]) + "\n")
     order_file = workdir / "zipf.txt"
     order_file.write_text("\n".join(map(str, zipf_order(USERS))) + "\n")
 
@@ -174,9 +226,10 @@ def main() -> int:
     try:
         for workers in WORKERS:
             results["runs"][str(workers)] = run_workers(workers, env, cache.address, tokens, token_file, hot_file,
-                                                        order_file, workdir)
+                                                        hot_rows, order_file, workdir)
     finally:
         cache.stop()
+        mysql(f"DROP DATABASE IF EXISTS {DATABASE}")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
     table = render(results)
@@ -198,7 +251,7 @@ def combined(rounds: list[dict]) -> dict:
     }
 
 
-def run_workers(workers: int, env: dict, cache_address: str, tokens, token_file, hot_file, order_file,
+def run_workers(workers: int, env: dict, cache_address: str, tokens, token_file, hot_file, hot_rows, order_file,
                 workdir: Path) -> dict:
     # One worker: servers on CPU 0, wrk on CPU 1, so they do not fight. Two workers: both CPUs shared.
     server_cpus, client_cpus = ("0", "1") if workers == 1 else (None, None)
@@ -216,6 +269,8 @@ def run_workers(workers: int, env: dict, cache_address: str, tokens, token_file,
     try:
         baseline = serve(["-k", "aiohttp.GunicornUVLoopWebWorker", "bench.baseline:create_app()"])
         floor = serve(["-k", "aiohttp.GunicornUVLoopWebWorker", "bench.baseline:create_floor_app()"])
+        write, media, miss = (serve(["-k", "aiohttp.GunicornUVLoopWebWorker", f"bench.baseline:create_{kind}_app()"])
+                              for kind in ("write", "media", "miss"))
         gateway = serve(["-c", "python:gateway.gunicorn_conf", "gateway.app:create_app()"])
         gateway_pid = servers[-1].pid
         asyncio.run(prepare_profiles(gateway, tokens))
@@ -229,15 +284,17 @@ def run_workers(workers: int, env: dict, cache_address: str, tokens, token_file,
             (HIT, f"{gateway}/v1/me", {"tokens": hot_file}),
             (POLL, f"{gateway}/v1/datasets", {"tokens": hot_file, "etags": etag_file}),
             # Cold: the cache flushed first, every user's first read a miss (one round, or it warms).
-            # Warm: the same mix again.
-            ("GET /v1/me Zipf mix, cold", f"{gateway}/v1/me", {"tokens": token_file, "order": order_file,
-                                                               "flush": True}),
+            # Warm: the same mix again (so the reference's cold run comes first).
+            (reference(COLD), f"{miss}/", {"tokens": token_file, "order": order_file, "flush": True}),
+            (COLD, f"{gateway}/v1/me", {"tokens": token_file, "order": order_file, "flush": True}),
             ("GET /v1/me Zipf mix, warm", f"{gateway}/v1/me", {"tokens": token_file, "order": order_file}),
-            ("PATCH /v1/me", f"{gateway}/v1/me", {"tokens": hot_file, "method": "PATCH",
-                                                  "body": {"bio": "benchmarking"}}),
-            ("POST /v1/media", f"{gateway}/v1/media", {"tokens": hot_file, "method": "POST",
-                                                       "body": {"content_type": "image/jpeg", "size": 123456,
-                                                                "purpose": "attachment"}}),
+            (reference(PATCH_ALL), f"{write}/", {"tokens": token_file, **WRITE}),
+            (PATCH_ALL, f"{gateway}/v1/me", {"tokens": token_file, **WRITE}),
+            (reference(PATCH_HOT), f"{write}/", {"tokens": hot_rows, **WRITE}),
+            (PATCH_HOT, f"{gateway}/v1/me", {"tokens": hot_rows, **WRITE}),
+            *((name, url, {"tokens": token_file, "method": "POST", "hold": True,
+                           "body": {"content_type": "image/jpeg", "size": 123456, "purpose": "attachment"}})
+              for name, url in ((reference(MEDIA), f"{media}/"), (MEDIA, f"{gateway}/v1/media"))),
             ("GET /health/ready", f"{gateway}/health/ready", {}),
         ], baseline, workers, cache_address, connections, client_cpus, gateway_pid, workdir) | flood
     finally:
@@ -299,52 +356,80 @@ def measure_flood(workers: int, env: dict, tokens: list[str], workdir: Path, ser
 def measure_scenarios(scenarios: list, baseline: str, workers: int, cache_address: str, connections: int,
                       client_cpus: str | None, gateway_pid: int, workdir: Path) -> dict:
     """Each scenario in rounds, each round right after a round of the baseline: a machine whose speed
-    drifts (a shared VM does) moves both alike, and the ratio is the median of the rounds' ratios."""
+    drifts (a shared VM does) moves both alike, and the ratio is the median of the rounds' ratios.
+    A scenario with a reference runs in the same rounds, right after it, and its ratio to the
+    reference is the median of the rounds' ratios of the two."""
     run: dict = {}
     baseline_rounds: list[dict] = []
     RESULTS.mkdir(exist_ok=True)
     for name, url, options in scenarios:
-        if name != FLOOR and ONLY and not any(part in name for part in ONLY):
-            continue
-        flush = options.pop("flush", False)
-        rounds = 1 if flush else ROUNDS
+        if name != FLOOR and ONLY and not any(part in name for part in ONLY) or name.startswith(reference("")):
+            continue  # a reference is measured in its scenario's rounds
+        group = [entry for entry in scenarios if entry[0] in (reference(name), name)]  # the reference first
+        rounds = 1 if options.get("flush") else ROUNDS
         seconds = max(1, round(SECONDS / rounds))
-        if flush:
-            flush_cache(cache_address)
-        slug = name.split(":")[0].replace(" ", "_").replace("/", "_").replace(",", "")
-        results, ratios, reads = [], [], 0
+        measured: dict = {member: {"results": [], "ratios": [], "reads": 0, "held": []} for member, _, _ in group}
         for number in range(rounds):
             base = wrk.run(f"{baseline}/", seconds=seconds, connections=connections, workdir=workdir,
                            name="baseline", cpus=client_cpus)
             baseline_rounds.append(base)
-            reads_before = database_reads()
-            samples = RESULTS / f"profile-{workers}-{slug}.txt"
-            spy = profile.start(gateway_pid, seconds, samples) if PROFILE and number == 0 else None
-            result = wrk.run(url, seconds=seconds, connections=connections, workdir=workdir, name=slug,
-                             cpus=client_cpus, **options)
-            reads += database_reads() - reads_before
-            if spy is not None:
-                spy.wait(30)
-                print(f"## {name}, {workers} worker(s)\n{profile.summary(samples)}")
-            results.append(result)
-            ratios.append(result["rps"] / base["rps"])
-        run[name] = combined(results)
-        run[name]["ratio"] = round(statistics.median(ratios), 3)
-        if name != FLOOR:
-            run[name]["db_reads_per_1000"] = round(reads * 1000 / max(run[name]["requests"], 1), 2)
+            for member, member_url, member_options in group:
+                result, reads, held = measure(member, member_url, dict(member_options), seconds, connections, workdir,
+                                              client_cpus, cache_address, workers,
+                                              gateway_pid if number == 0 and member == name else None)
+                entry = measured[member]
+                entry["results"].append(result)
+                entry["ratios"].append(result["rps"] / base["rps"])
+                entry["reads"] += reads
+                entry["held"].append(held)
+        for member, member_url, member_options in group:
+            entry = measured[member]
+            run[member] = combined(entry["results"])
+            run[member]["ratio"] = round(statistics.median(entry["ratios"]), 3)
+            if member_options.get("hold"):
+                run[member]["held_ms"] = round(statistics.median(entry["held"]), 2)
+            if member != FLOOR:
+                run[member]["db_reads_per_1000"] = round(entry["reads"] * 1000 / max(run[member]["requests"], 1), 2)
+        if len(group) == 2:
+            ours, theirs = measured[group[1][0]]["results"], measured[group[0][0]]["results"]
+            run[group[1][0]]["to_reference"] = round(statistics.median(
+                a["rps"] / b["rps"] for a, b in zip(ours, theirs)), 3)
     return {"baseline": {**combined(baseline_rounds), "ratio": 1.0}, **run}
+
+
+def measure(name: str, url: str, options: dict, seconds: int, connections: int, workdir: Path,
+            client_cpus: str | None, cache_address: str, workers: int, profile_pid: int | None) -> tuple[dict, int, float]:
+    """One round of one scenario: wrk's report, the database reads it made, the transaction time."""
+    if options.pop("flush", False):
+        flush_cache(cache_address)
+    hold = options.pop("hold", False)
+    slug = name.split(":")[0].replace(" ", "_").replace("/", "_").replace(",", "")
+    reads_before = database_reads()
+    samples = RESULTS / f"profile-{workers}-{slug}.txt"
+    spy = profile.start(profile_pid, seconds, samples) if PROFILE and profile_pid else None
+    transactions = OpenTransactions()
+    with transactions if hold else contextlib.nullcontext():
+        result = wrk.run(url, seconds=seconds, connections=connections, workdir=workdir, name=slug,
+                         cpus=client_cpus, **options)
+    reads = database_reads() - reads_before - len(transactions.samples)  # not the sampler's own
+    if spy is not None:
+        spy.wait(30)
+        print(f"## {name}, {workers} worker(s)\n{profile.summary(samples)}")
+    return result, reads, transactions.held_ms(result["rps"])
 
 
 def render(results: dict) -> str:
     lines = [f"Machine: {results['machine']['cpus']} CPUs, {results['machine']['platform']}, "
              f"Python {results['machine']['python']}; wrk {SECONDS}s per scenario, {CONNECTIONS} connections "
              f"per worker, {results['users']} users.", ""]
-    lines.append("| workers | scenario | req/s | ratio to bare | p50 ms | p99 ms | DB reads/1000 | non-2xx |")
-    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    lines.append("| workers | scenario | req/s | ratio to bare | p50 ms | p99 ms | DB reads/1000 | transaction ms "
+                 "| non-2xx |")
+    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for workers, run in results["runs"].items():
         for name, r in run.items():
             lines.append(f"| {workers} | {name} | {r['rps']:.0f} | {r.get('ratio', 1.0):.2f} | {r['p50_ms']:.2f} | "
-                         f"{r['p99_ms']:.2f} | {r.get('db_reads_per_1000', '-')} | {r['non_2xx']} |")
+                         f"{r['p99_ms']:.2f} | {r.get('db_reads_per_1000', '-')} | {r.get('held_ms', '-')} "
+                         f"| {r['non_2xx']} |")
     lines.append("")
     for workers, run in results["runs"].items():
         if FLOOD in run:
@@ -356,6 +441,11 @@ def render(results: dict) -> str:
     for workers, run in results["runs"].items():
         if HIT in run:
             lines.append(f"{workers} worker(s): the cache hit is {run[HIT]['ratio'] / run[FLOOR]['ratio']:.2f} of the floor.")
+        for name, label in COMPARED.items():
+            if name in run and reference(name) in run:
+                ours, theirs = run[name], run[reference(name)]
+                lines.append(f"{workers} worker(s): {label} ({name}) is {ours['to_reference']:.2f} of its reference "
+                             f"(median of the rounds); p99 {ours['p99_ms']:.1f} ms against {theirs['p99_ms']:.1f} ms.")
         if HIT in run and POLL in run:
             lines.append(f"{workers} worker(s): the no-change dataset poll is {run[POLL]['ratio'] / run[HIT]['ratio']:.2f} "
                          "of the cache-hit read.")

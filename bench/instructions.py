@@ -6,7 +6,10 @@ instructions a server executes, the same in every run for the same code and requ
 of a few hundred instructions in one layer shows. Each server runs in one process under valgrind
 (some fifty times slower), is warmed up, and counts only while a client sends exactly
 INSTRUCTIONS_REQUESTS requests (default 2000) over 64 keep-alive connections. BENCH_ONLY selects
-scenarios as for `python -m bench`. Instructions are not
+scenarios as for `python -m bench`. The PATCH scenarios write a new display name with every request,
+over PATCH_USERS users (so that, as over the bench's 3000, two writes of one row rarely overlap); the
+gateway's runs first (its first PATCH of each user creates the profile), then its hand-written
+reference's (bench/baseline.py). Instructions are not
 time (cache misses and the kernel's work are not in them), so the ratios are a ruler for changes,
 not the throughput; for the cache hit they came within a few percent of wrk's (docs/performance.md).
 """
@@ -23,21 +26,26 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.__main__ import FLOOR, HIT, ONLY, POLL, RESULTS, ROOT, prepare, prepare_datasets
+from bench.__main__ import (DATABASE, FLOOR, HIT, ONLY, POLL, RESULTS, ROOT, mysql, prepare, prepare_datasets,
+                            reference)
 from bench.baseline import HOT_USERS
 from devsupport.servers import free_port, memcached, wait_for_port
 
 REQUESTS = int(os.environ.get("INSTRUCTIONS_REQUESTS", "2000"))
 CONNECTIONS = 64
 WARM_UP = 300  # after the users' first reads (which create the profiles), warms the server
+PATCH_USERS = 1000
 
-SCENARIOS = [  # name, application, path, whether requests carry a bearer token
-    ("baseline", "bench.baseline:create_app", "/", False),
-    (FLOOR, "bench.baseline:create_floor_app", "/", True),
-    ("core: open no-op", "gateway.app:create_app", "/bench/open", False),
-    ("auth: protected no-op", "gateway.app:create_app", "/bench/protected", True),
-    (HIT, "gateway.app:create_app", "/v1/me", True),
-    (POLL, "gateway.app:create_app", "/v1/datasets", True),  # each token with its ETag: 304s
+PATCH = "PATCH /v1/me"
+SCENARIOS = [  # name, application, path, whether requests carry a bearer token, method
+    ("baseline", "bench.baseline:create_app", "/", False, "GET"),
+    (FLOOR, "bench.baseline:create_floor_app", "/", True, "GET"),
+    ("core: open no-op", "gateway.app:create_app", "/bench/open", False, "GET"),
+    ("auth: protected no-op", "gateway.app:create_app", "/bench/protected", True, "GET"),
+    (HIT, "gateway.app:create_app", "/v1/me", True, "GET"),
+    (POLL, "gateway.app:create_app", "/v1/datasets", True, "GET"),  # each token with its ETag: 304s
+    (PATCH, "gateway.app:create_app", "/v1/me", True, "PATCH"),
+    (reference(PATCH), "bench.baseline:create_write_app", "/", True, "PATCH"),
 ]
 
 
@@ -55,24 +63,27 @@ def serve(application: str, port: int) -> None:
 
 
 async def send(url: str, count: int, tokens: list[str], connections: int = CONNECTIONS,
-               etags: list[str] | None = None) -> None:
-    """`count` GETs cycling over `tokens`; with `etags` (one per token), each sends its If-None-Match
-    and must be answered 304."""
+               etags: list[str] | None = None, method: str = "GET") -> None:
+    """`count` requests cycling over `tokens`; with `etags` (one per token), each sends its
+    If-None-Match and must be answered 304. A PATCH sets a display name no request has sent before."""
     queue = iter(range(count))
+    run = os.urandom(4).hex()
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as session:
         async def client() -> None:
             for n in queue:
                 headers = {"Authorization": f"Bearer {tokens[n % len(tokens)]}"} if tokens else {}
                 if etags:
                     headers["If-None-Match"] = etags[n % len(etags)]
-                async with session.get(url, headers=headers) as response:
+                body = {"display_name": f"{run}-{n}"} if method == "PATCH" else None
+                async with session.request(method, url, headers=headers, json=body) as response:
                     await response.read()
                     assert response.status == (304 if etags else 200), (url, response.status)
 
         await asyncio.gather(*(client() for _ in range(connections)))
 
 
-def count(application: str, path: str, tokens: list[str], env: dict, output: Path, poll: bool = False) -> int:
+def count(application: str, path: str, tokens: list[str], env: dict, output: Path, poll: bool = False,
+          method: str = "GET") -> int:
     port = free_port()
     server = subprocess.Popen(
         ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={output}",
@@ -81,11 +92,12 @@ def count(application: str, path: str, tokens: list[str], env: dict, output: Pat
     try:
         wait_for_port(port, server, timeout=300)
         url = f"http://127.0.0.1:{port}{path}"
-        asyncio.run(send(url, len(tokens) or 1, tokens, connections=1))  # each user's first read, one by one
+        # each user's first request, one by one
+        asyncio.run(send(url, len(tokens) or 1, tokens, connections=16 if method == "PATCH" else 1, method=method))
         etags = asyncio.run(prepare_datasets(f"http://127.0.0.1:{port}", tokens)) if poll else None
-        asyncio.run(send(url, WARM_UP, tokens, etags=etags))
+        asyncio.run(send(url, WARM_UP, tokens, etags=etags, method=method))
         subprocess.run(["callgrind_control", "--instr=on", str(server.pid)], check=True, capture_output=True)
-        asyncio.run(send(url, REQUESTS, tokens, etags=etags))
+        asyncio.run(send(url, REQUESTS, tokens, etags=etags, method=method))
         subprocess.run(["callgrind_control", "--instr=off", str(server.pid)], check=True, capture_output=True)
         subprocess.run(["callgrind_control", "--dump", str(server.pid)], check=True, capture_output=True)
     finally:
@@ -100,16 +112,21 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="gw-instructions-"))
     cache = memcached().start()
     try:
-        env, tokens = prepare(workdir, cache.address, HOT_USERS)
+        env, tokens = prepare(workdir, cache.address, PATCH_USERS)
+        # Under valgrind the server is some fifty times slower: no timeout of the gateway's may fire.
+        env.update(DATABASE_CONNECT_TIMEOUT_SECONDS="60", DATABASE_QUERY_TIMEOUT_SECONDS="60",
+                   CACHE_OP_TIMEOUT_SECONDS="10")
         counts = {}
-        for name, application, path, with_tokens in SCENARIOS:
+        for name, application, path, with_tokens, method in SCENARIOS:
             if name not in ("baseline", FLOOR) and ONLY and not any(part in name for part in ONLY):
                 continue
             slug = re.sub(r"\W+", "_", name)
-            counts[name] = count(application, path, tokens if with_tokens else [], env,
-                                 workdir / f"callgrind-{slug}.out", poll=name == POLL) / REQUESTS
+            users = (tokens if method == "PATCH" else tokens[:HOT_USERS]) if with_tokens else []
+            counts[name] = count(application, path, users, env,
+                                 workdir / f"callgrind-{slug}.out", poll=name == POLL, method=method) / REQUESTS
     finally:
         cache.stop()
+        mysql(f"DROP DATABASE IF EXISTS {DATABASE}")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "instructions.json").write_text(json.dumps(counts, indent=2))
     print("| scenario | instructions per request | ratio to bare |\n| --- | --- | --- |")
@@ -117,6 +134,8 @@ def main() -> int:
         print(f"| {name} | {instructions:,.0f} | {counts['baseline'] / instructions:.3f} |")
     if HIT in counts and POLL in counts:
         print(f"\nThe no-change dataset poll is {counts[HIT] / counts[POLL]:.3f} of the cache-hit read.")
+    if PATCH in counts and reference(PATCH) in counts:
+        print(f"\nThe PATCH is {counts[reference(PATCH)] / counts[PATCH]:.3f} of its hand-written reference.")
     return 0
 
 

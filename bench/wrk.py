@@ -11,7 +11,7 @@ UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
 LUA = """
 local tokens, order, etags = {}, {}, {}
-local i = 0
+local i, run = 0, ""
 local method, path, body = %(method)s, %(path)s, %(body)s
 init = function(args)
   for line in io.lines(%(tokens)s) do tokens[#tokens + 1] = line end
@@ -22,6 +22,7 @@ init = function(args)
     for line in io.lines(%(order)s) do order[#order + 1] = tonumber(line) end
   end
   i = math.random(1000000)
+  run = tostring(os.time()) .. "-"
 end
 request = function()
   i = i + 1
@@ -31,7 +32,8 @@ request = function()
     headers["Authorization"] = "Bearer " .. tokens[n]
     if #etags > 0 then headers["If-None-Match"] = etags[n] end
   end
-  return wrk.format(method, path, headers, body)
+  -- "$n" in the body: a value no earlier request of any run has sent, so every request writes
+  return wrk.format(method, path, headers, body and (body:gsub("%%$n", run .. i)))
 end
 """
 
@@ -47,7 +49,8 @@ def milliseconds(text: str) -> float:
 def run(url: str, *, seconds: int, connections: int, workdir: Path, name: str, method: str = "GET",
         body: dict | None = None, tokens: Path | None = None, order: Path | None = None,
         etags: Path | None = None, cpus: str | None = None) -> dict:
-    """`etags`, a file of one ETag per line of `tokens`: each request sends its token's as If-None-Match."""
+    """`etags`, a file of one ETag per line of `tokens`: each request sends its token's as If-None-Match.
+    A `$n` in a string of `body` becomes a value new with every request."""
     script = workdir / f"{name}.lua"
     script.write_text(LUA % {
         "method": json.dumps(method), "path": json.dumps("/" + url.split("/", 3)[3]),

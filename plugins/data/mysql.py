@@ -214,6 +214,18 @@ class MySQLDatabase:
     async def fetch_all(self, sql: str, params: Params = (), *, stale_ok: bool = False) -> list[dict]:
         return await self._read(sql, params, stale_ok, "all")
 
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """One statement on its own, committed by itself (the connections autocommit): one round trip
+        where BEGIN, the statement and COMMIT take three. Not retried: a write need not be idempotent."""
+        async with self.session() as session:
+            return await session.execute(sql, params)
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[Session]:
+        """One writer connection for a few statements, each committed by itself: one turn in the queue."""
+        async with self._connection(self._writer) as connection:
+            yield Session(connection, self.settings.query_timeout)
+
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Session]:
         timeout = self.settings.query_timeout

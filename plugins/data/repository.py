@@ -36,10 +36,11 @@ class Repository:
         """The row `key`, and only if `owner` has it when the table has owners and one is given."""
         return {self.key: key} if owner is None or self.owner is None else {self.key: key, self.owner: owner}
 
-    async def find(self, key: str, owner: str | None = None) -> Row | None:
+    async def find(self, key: str, owner: str | None = None, *, tx: Executor | None = None) -> Row | None:
         """The current row, from the writer."""
         where, params = conditions(self.scope(key, owner))
-        return await self.database.fetch_one(f"SELECT * FROM {self.table} WHERE {where}", params)
+        executor = self.database if tx is None else tx
+        return await executor.fetch_one(f"SELECT * FROM {self.table} WHERE {where}", params)
 
     async def lock(self, tx: Executor, key: str, owner: str | None = None) -> Row | None:
         """The row, locked against other writers until `tx` ends."""
@@ -78,6 +79,16 @@ class Repository:
         await self._update({self.key: row[self.key]}, changes, stamp, tx)
         return {**row, **changes, "version": row["version"] + 1, "updated_at": stamp}
 
+    async def update_unchanged(self, row: Row, changes: dict, *, tx: Executor | None = None) -> Row | None:
+        """Set `changes` on a row read without a lock, in one statement and only if it is still the
+        version read (version and created_at: what its ETag says); the row as it now is, or None
+        when another write came first."""
+        stamp = utc_text()
+        equals = {self.key: row[self.key], "version": row["version"], "created_at": row["created_at"]}
+        if not await self._update(equals, changes, stamp, tx):
+            return None
+        return {**row, **changes, "version": row["version"] + 1, "updated_at": stamp}
+
     async def _update(self, equals: dict, changes: dict, stamp: str, tx: Executor | None) -> int:
         assignments = "".join(f"{column} = ?, " for column in identifiers(changes))
         where, params = conditions(equals)
@@ -89,11 +100,8 @@ class Repository:
         return await self._execute(f"DELETE FROM {self.table} WHERE {where}", params, tx)
 
     async def _execute(self, sql: str, params: tuple, tx: Executor | None) -> int:
-        """In the caller's transaction, or in one of its own."""
-        if tx is not None:
-            return await tx.execute(sql, params)
-        async with self.database.transaction() as own:
-            return await own.execute(sql, params)
+        """In the caller's transaction, or as a statement of its own (one statement is atomic)."""
+        return await (self.database if tx is None else tx).execute(sql, params)
 
     async def page(self, owner: str, limit: int, cursor: list[str] | None, *, stale_ok: bool) -> tuple[list[Row], str | None]:
         """The owner's rows, newest first, and the cursor of the next page (None on the last)."""

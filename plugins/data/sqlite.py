@@ -84,6 +84,17 @@ class SQLiteDatabase:
         with self._unavailable_on_lock():
             return await self._reader.fetch_all(sql, params)
 
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        async with self.transaction() as tx:
+            return await tx.execute(sql, params)
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[Session]:
+        """The writer, each statement committed by itself (the connection autocommits)."""
+        async with self._write_lock:
+            with self._unavailable_on_lock():
+                yield self._writer
+
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Session]:
         self.waits += self._write_lock.locked()

@@ -8,6 +8,8 @@ import uuid
 
 import pytest
 
+from plugins.data import resources
+
 PROBLEM = "application/problem+json"
 
 
@@ -101,6 +103,35 @@ async def test_concurrent_patches_with_the_same_if_match_have_exactly_one_winner
     winner = await next(r for r in responses if r.status == 200).json()
     current = await (await app.client.get("/v1/me", headers=auth)).json()
     assert current["display_name"] == winner["display_name"] and current["version"] == 2
+
+
+async def test_a_write_between_a_patchs_read_and_its_write_is_not_overwritten_unseen(app, user, monkeypatch):
+    """A PATCH reads the row without a lock and writes only if it is still the version read. Another
+    write landing in between sends it to the locked path: If-Match is checked against the new
+    version (412), or the change goes on top of it, and the answer is the row as stored. (The row
+    is not left marked as contended here, so that both PATCHes race.)"""
+    monkeypatch.setattr(resources, "CONTENDED_SECONDS", 0)
+    _, auth = user
+    etag = (await app.client.get("/v1/me", headers=auth)).headers["ETag"]
+    repository = app.profiles.repository
+    read = repository.find
+
+    async def read_then_another_write(key, owner=None, **options):
+        row = await read(key, owner, **options)
+        repository.find = read
+        await repository.update_where({"id": key}, {"bio": f"in between {row['version']}"})
+        return row
+
+    repository.find = read_then_another_write
+    stale = await app.client.patch("/v1/me", json={"display_name": "late"}, headers={**auth, "If-Match": etag})
+    assert stale.status == 412
+    repository.find = read_then_another_write
+    patched = await app.client.patch("/v1/me", json={"display_name": "late"}, headers=auth)
+    current = await app.client.get("/v1/me", headers=auth)
+    assert patched.status == 200 and await patched.json() == await current.json()
+    assert patched.headers["ETag"] == current.headers["ETag"]
+    body = await current.json()
+    assert (body["display_name"], body["bio"], body["version"]) == ("late", "in between 2", 4)
 
 
 @pytest.mark.parametrize("body, fields", [
