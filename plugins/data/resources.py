@@ -14,7 +14,8 @@ A `Resource` joins the table's `Repository` (all SQL) and its `Representations` 
 rendered bytes); with `owner=` given, a row of someone else's is answered 404, as if it did not
 exist, and so is a key that would not compare exactly (gateway/identifiers.py): one row has one
 key, in SQL and in the cache. Other plugins extend a resource with `on_validate` (check a PATCH
-field), `on_render` (compute an output field) and `on_delete` (work in the deleting transaction).
+field) and `on_render` (compute an output field); deleting everything of an account is the
+ACCOUNTS service's work (accounts.py).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from marshmallow import Schema, ValidationError
 
 from gateway.identifiers import exact
 from gateway.problems import Problem, ValidationProblem
-from plugins.data.api import Database, DeleteHook, Renderer, Row, Validator, not_found
+from plugins.data.api import Database, Renderer, Row, Validator, not_found
 from plugins.data.cache import Cache
 from plugins.data.repository import Repository
 from plugins.data.representations import DEFAULT, Representations, etag_of
@@ -68,7 +69,6 @@ class Resource:
         self.reads = 0  # rows read from the database for representations: what the cache saves
         self._validators: dict[str, Validator] = {}
         self._contended: dict[str, float] = {}  # rows whose PATCHes lock first, until when
-        self._delete_hooks: list[DeleteHook] = []
 
     # Extension points for other plugins.
 
@@ -79,11 +79,6 @@ class Resource:
     def on_render(self, field: str, renderer: Renderer) -> None:
         """`await renderer(row)` becomes output `field` in every view that has it (last registration wins)."""
         self.representations.renderers[field] = renderer
-
-    def on_delete(self, hook: DeleteHook) -> None:
-        """`await hook(tx, key)` runs in the deleting transaction; it may return an async callable run
-        after the commit (invalidating its own cache keys, deleting stored objects)."""
-        self._delete_hooks.append(hook)
 
     # Rows and representations.
 
@@ -202,15 +197,8 @@ class Resource:
         """204 whether or not the row existed (DELETE is idempotent)."""
         if not exact(key):
             return web.Response(status=204)
-        after_commit = []
-        async with self.database.transaction() as tx:
-            if await self.repository.delete_where(self.repository.scope(key, owner), tx=tx):
-                for hook in self._delete_hooks:
-                    after_commit.append(await hook(tx, key))
+        await self.repository.delete_where(self.repository.scope(key, owner))
         await self.written(key, owner)
-        for callback in after_commit:
-            if callback is not None:
-                await callback()
         return web.Response(status=204)
 
     async def list(self, request: web.Request, query: dict, *, owner: str) -> web.Response:
