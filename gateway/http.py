@@ -3,9 +3,11 @@
 `core_wrapper` wraps each route once, outside every plugin's route wrapper: it gives the request an
 id, believes `X-Forwarded-*` only from trusted proxies, keeps the caller's trace header, refuses
 bodies over the route's limit, turns every error into problem+json, asks clients to reconnect
-elsewhere while draining, counts the answer for its route and writes the access line. The application has no aiohttp middleware at all (aiohttp adds a layer of its own
-to any chain, and the hot path cannot afford either), so requests that match no route reach
-`no_route`, a catch-all registered last, which answers 404 or 405 the same way.
+elsewhere while draining, counts the answer for its route and writes the access line. The
+application has no aiohttp middleware at all (aiohttp adds a layer of its own to any chain, and the
+hot path cannot afford either), so requests that match no route reach `no_route`, a catch-all
+registered last, which answers 404 or 405 the same way. Requests aiohttp cannot parse never reach a
+route: `answer_unparsable_requests` gives them the same problem+json.
 """
 from __future__ import annotations
 
