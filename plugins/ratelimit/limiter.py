@@ -59,7 +59,7 @@ class Budget:
 
     def take(self, caller: str) -> int:
         """Counts one request of caller's: the quota left after it, or -1 if it is refused (not counted)."""
-        window = int(wall_clock() // self.seconds)
+        window = self.limiter.window
         count = self.counts.get(caller)
         if count is None or count.window != window:
             key = self.limiter.cache.key("ratelimit", self.name, caller, str(window))
@@ -105,6 +105,10 @@ class Limiter:
         self.refused = self.sends = 0
         self.failing: str | None = None
         self.wake = asyncio.Event()  # a count is worth sending
+        # The current window's number, kept by a timer at each window's end rather than by a clock
+        # read per request (a clock read and a division were a quarter of the limiter's cost).
+        self.window = int(wall_clock() // window_seconds)
+        self._turning: asyncio.TimerHandle | None = None
 
     def budget(self, name: str, quota: int) -> Budget:
         budget = Budget(self, name, quota)
@@ -113,7 +117,7 @@ class Limiter:
 
     async def flush(self) -> None:
         """Sends the counts worth sending and learns the fleet's totals; past windows are dropped."""
-        window = int(wall_clock() // self.window_seconds)
+        window = self.window
         for budget in self.budgets:
             for caller in [caller for caller, count in budget.counts.items() if count.window != window]:
                 del budget.counts[caller]
@@ -146,10 +150,20 @@ class Limiter:
         self.failing = (f"the cache did not take {failed} of {len(counts)} counts: limits hold per process only"
                         if failed else None)
 
+    def _turn(self) -> None:
+        """Recomputes `window` from the wall clock and comes back at the window's end (or at once
+        after firing a little early: the loop's timers run on a monotonic clock)."""
+        now = wall_clock()
+        self.window = int(now // self.window_seconds)
+        self._turning = asyncio.get_running_loop().call_later(self.window_seconds - now % self.window_seconds,
+                                                              self._turn)
+
     async def context(self, app: web.Application):
+        self._turn()
         task = asyncio.create_task(self._run())
         yield
         task.cancel()
+        self._turning.cancel()
         await self.flush()
 
     async def _run(self) -> None:

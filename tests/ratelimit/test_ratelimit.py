@@ -146,3 +146,18 @@ def test_bad_settings_are_refused_by_name(variable, value, base_env):
     with pytest.raises(SettingsError) as refused:
         load_settings({**base_env, "GATEWAY_PLUGINS": "health,auth,data,ratelimit", variable: value})
     assert variable in refused.value.problems
+
+
+async def test_the_window_turns_at_its_end_and_a_used_up_caller_starts_afresh(limited, user, monkeypatch):
+    """The window is kept by a timer at each window's end, not read from the clock per request."""
+    from plugins.ratelimit import limiter as module
+
+    first = WINDOW * 123457  # a window of this test's own, 1 ms from its end
+    clock = [first + WINDOW - 0.001]
+    monkeypatch.setattr(module, "wall_clock", lambda: clock[0])
+    app = await limited(reads=2)
+    _, headers = user
+    assert await statuses(app, "GET", "/v1/me", headers, count=3) == [200, 200, 429]
+    clock[0] = first + WINDOW  # the timer, due in 1 ms, finds the next window
+    await eventually(lambda: limiter_of(app).window == first // WINDOW + 1, what="the window turned")
+    assert await statuses(app, "GET", "/v1/me", headers, count=3) == [200, 200, 429]
