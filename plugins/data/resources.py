@@ -45,6 +45,11 @@ def etag_listed(header: str, etag: str, *, weak: bool) -> bool:
     return False
 
 
+def names_versions(if_match: str | None) -> bool:
+    """Whether an If-Match header asks for particular versions (not absent, not `*`)."""
+    return if_match is not None and not any(candidate.strip() == "*" for candidate in if_match.split(","))
+
+
 def respond(request: web.Request, stored: bytes, status: int = 200) -> web.Response:
     etag, _, body = stored.partition(b"\n")
     headers = {"ETag": etag.decode(), "Cache-Control": "private, no-cache"}
@@ -161,29 +166,37 @@ class Resource:
     async def _change(self, key: str, owner: str | None, changes: dict,
                       if_match: str | None) -> tuple[Row | None, dict]:
         """The row read, If-Match checked, what differs written only if the row is still the version
-        read: two statements on one connection, and no row lock held between them. When another
-        write came first, the same in a transaction with the row locked, and so for the row's writes
-        in the next CONTENDED_SECONDS: on a hot row, racing would lose again. (None, {}) when there
-        is no such row."""
-        now = time.monotonic()
-        if self._contended.get(key, 0.0) < now:
-            async with self.database.session() as session:  # one turn in the connection queue for both
+        read: two statements on one connection, and no row lock held between statements. When
+        another write came first: an If-Match that names versions is checked again against the row
+        as it now is (412, as a rule); without one, the change goes on top of whatever is stored and
+        the row is read back, and so straight away for the row's writes in the next
+        CONTENDED_SECONDS, since racing a hot row would lose again. A hot row's writers then wait for
+        one another's statements inside the database, never for a lock held over round trips.
+        (None, {}) when there is no such row."""
+        versioned = names_versions(if_match)
+        async with self.database.session() as session:  # one turn in the connection queue for every statement
+            while True:
                 row = await self.repository.find(key, owner, tx=session)
                 changed = self._changed(row, changes, if_match)
                 if not changed:
                     return row, changed
+                now = time.monotonic()
+                if not versioned and self._contended.get(key, 0.0) >= now:
+                    break
                 written = await self.repository.update_unchanged(row, changed, tx=session)
-            if written is not None:
-                return written, changed
-            if len(self._contended) >= CONTENDED_ROWS:
-                self._contended = {hot: until for hot, until in self._contended.items() if until > now}
-            self._contended[key] = now + CONTENDED_SECONDS
-        async with self.database.transaction() as tx:
-            row = await self.repository.lock(tx, key, owner)
-            changed = self._changed(row, changes, if_match)
-            if changed:
-                row = await self.repository.update(tx, row, changed)
-        return row, changed
+                if written is not None:
+                    return written, changed
+                if not versioned:
+                    self._contend(key, now)
+                    break
+            if not await self.repository.update_where(self.repository.scope(key, owner), changed, tx=session):
+                return None, {}
+            return await self.repository.find(key, owner, tx=session), changed
+
+    def _contend(self, key: str, now: float) -> None:
+        if len(self._contended) >= CONTENDED_ROWS:
+            self._contended = {hot: until for hot, until in self._contended.items() if until > now}
+        self._contended[key] = now + CONTENDED_SECONDS
 
     def _changed(self, row: Row | None, changes: dict, if_match: str | None) -> dict:
         """What `changes` would change in `row`, once If-Match has been checked (412)."""
