@@ -60,7 +60,7 @@ def setup(ctx: SetupContext) -> None:
     ctx.readiness_check("media", store.probe, critical=False, timeout=2.0)
     ctx.command("media-cleanup", "delete pending media older than MEDIA_PENDING_EXPIRY_SECONDS and their uploads, then "
                 "every object and resumable upload no record accounts for",
-                cleanup.command(media.repository, store, settings))
+                cleanup.command(media.repository, quotas, database, store, settings))
 
 
 plugin = Plugin(
