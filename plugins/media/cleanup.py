@@ -1,6 +1,7 @@
 """`python -m gateway media-cleanup`: removes pending media older than MEDIA_PENDING_EXPIRY_SECONDS
 and their uploads (resumable ones aborted), then every object and resumable upload no record
-accounts for (run it from a timer; on S3 the bucket's lifecycle rules are the backstop)."""
+accounts for (run it from a timer; on S3 the bucket's lifecycle rules are the backstop), and
+recounts the quota counters that differ from the media table (plugins/media/quotas.py)."""
 from __future__ import annotations
 
 import time
@@ -79,10 +80,11 @@ def command(media: Repository, quotas: Quotas, database: Database, store, settin
             expired = await remove_expired(media, quotas, database, store, settings.pending_expiry)
             orphans = await remove_orphans(media, store)
             sessions = await abort_orphan_sessions(media, store, settings.upload_expiry)
+            recounted = await quotas.reconcile()
         finally:
             await runner.cleanup()
         print(f"media-cleanup: {expired} expired pending uploads removed, {orphans} objects and {sessions} "
-              "resumable uploads without a record removed")
+              f"resumable uploads without a record removed, {recounted} quotas recounted")
         return 0
 
     return run

@@ -13,7 +13,9 @@ When the UPDATE admits nothing, the row is missing (the owner's first upload: ma
 again) or a limit refuses. Then the counters are not taken at their word: under the row's lock
 the truth is recounted from `media` and written back, and the decision (429 for the hour or for
 uploads in progress, 413, 409) is taken on it. Counters that are too high therefore never refuse
-an upload that fits, and are healed by the first refusal they cause."""
+an upload that fits, and are healed by the first refusal they cause. Counters that are too low
+(during a rolling deploy, instances without them create and remove records without counting) are
+put right by `reconcile`, which media-cleanup runs every hour."""
 from __future__ import annotations
 
 import math
@@ -42,6 +44,9 @@ RELEASE = ("UPDATE media_quotas SET pending_count = pending_count - ?, stored_by
            " version = version + 1, updated_at = ? WHERE owner = ?")
 USAGE = ("SELECT COALESCE(SUM(CASE WHEN status = ? THEN 1 ELSE 0 END), 0) AS pending,"
          " COALESCE(SUM(size), 0) AS stored FROM media WHERE owner = ?")
+DRIFTED = ("SELECT owner FROM media_quotas WHERE pending_count <>"
+           " (SELECT COUNT(*) FROM media WHERE media.owner = media_quotas.owner AND media.status = ?)"
+           " OR stored_bytes <> (SELECT COALESCE(SUM(size), 0) FROM media WHERE media.owner = media_quotas.owner)")
 
 
 class QuotaSchema(Schema):
@@ -96,8 +101,8 @@ class Quotas:
             wait = max(1, math.ceil(start + HOUR - now))
             return Problem(429, "Too Many Requests", f"At most {self.per_hour} uploads an hour; retry in {wait} s.",
                            headers={"Retry-After": str(wait)})
-        usage = await tx.fetch_one(USAGE, ("pending", quota["owner"]))
-        pending, stored = usage["pending"], usage["stored"]
+        quota = await self._recounted(tx, quota)
+        pending, stored = quota["pending_count"], quota["stored_bytes"]
         refusal = None
         if pending >= self.pending:
             refusal = Problem(429, "Too Many Requests", f"At most {self.pending} uploads in progress: complete or "
@@ -111,9 +116,26 @@ class Quotas:
         if refusal is None:
             await self.quotas.update(tx, quota, {"window_start": start, "window_count": count + 1,
                                                  "pending_count": pending + 1, "stored_bytes": stored + size})
-        elif (pending, stored) != (quota["pending_count"], quota["stored_bytes"]):
-            await self.quotas.update(tx, quota, {"pending_count": pending, "stored_bytes": stored})
         return refusal
+
+    async def _recounted(self, tx: Executor, quota: Row) -> Row:
+        """The locked row with its counters set to what the media table says."""
+        usage = await tx.fetch_one(USAGE, ("pending", quota["owner"]))
+        truth = {"pending_count": usage["pending"], "stored_bytes": usage["stored"]}
+        if truth != {column: quota[column] for column in truth}:
+            quota = await self.quotas.update(tx, quota, truth)
+        return quota
+
+    async def reconcile(self) -> int:
+        """Every owner's counters that differ from the media table, recounted under the row's lock
+        (the search reads the replica, which may be behind: the recount decides); how many."""
+        recounted = 0
+        for drifted in await self.database.fetch_all(DRIFTED, ("pending",), stale_ok=True):
+            async with self.database.transaction() as tx:
+                quota = await self.quotas.lock(tx, drifted["owner"])
+                if quota is not None and await self._recounted(tx, quota) is not quota:
+                    recounted += 1
+        return recounted
 
     async def release(self, tx: Executor, row: Row, *, deleted: bool) -> None:
         """In the transaction that completes the record `row` (as it was before) or deletes it: its

@@ -6,6 +6,7 @@ of a refusal instead of refusing, and the migration that adds them counts the me
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import time
 from pathlib import Path
@@ -174,6 +175,23 @@ async def test_counters_too_high_are_recounted_and_do_not_refuse_an_upload_that_
                                          (sub,))
     assert (await app.client.post("/v1/media", json=BODY, headers=auth)).status == 429
     assert await counted(app, sub) == (2, 2 * len(JPEG))  # a refusal writes the truth back
+
+
+async def test_media_cleanup_recounts_counters_too_low(start_app, engine_env, caller, capsys):
+    """As a rolling deploy leaves them: instances without the counters create and delete uncounted."""
+    app = await start_app({**engine_env, "MEDIA_QUOTA_PENDING": "2"})
+    (auth, sub), (other, other_sub) = caller(), caller()
+    for each in (auth, auth, other):
+        await app.create(each, "attachment")
+    await app.services[DATABASE].execute("UPDATE media_quotas SET pending_count = -1, stored_bytes = 0 WHERE owner = ?",
+                                         (sub,))
+    assert (await app.client.post("/v1/media", json=BODY, headers=auth)).status == 201  # what cleanup puts right
+    await cleanup(engine_env)
+    recounts = re.search(r"(\d+) quotas recounted", capsys.readouterr().out)
+    assert recounts and int(recounts[1]) >= 1  # MariaDB's database is the session's: others' may be among them
+    assert await counted(app, sub) == await recounted(app, sub) == (3, 3 * len(JPEG))
+    assert await counted(app, other_sub) == await recounted(app, other_sub) == (1, len(JPEG))
+    assert (await app.client.post("/v1/media", json=BODY, headers=auth)).status == 429
 
 
 async def test_an_hour_after_its_window_began_the_count_starts_again(start_app, engine_env, caller):
