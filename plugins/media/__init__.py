@@ -59,8 +59,8 @@ def setup(ctx: SetupContext) -> None:
                   tags=("media",), responses={200: "The object", 403: "Bad or expired signature", 404: "No such object"})
     ctx.readiness_check("media", store.probe, critical=False, timeout=2.0)
     ctx.command("media-cleanup", "delete pending media older than MEDIA_PENDING_EXPIRY_SECONDS and their uploads, then "
-                "every object and resumable upload no record accounts for",
-                cleanup.command(media.repository, store, settings))
+                "every object and resumable upload no record accounts for; recount quotas that differ from the media",
+                cleanup.command(media.repository, quotas, database, store, settings))
 
 
 plugin = Plugin(

@@ -1,26 +1,33 @@
 """`python -m gateway media-cleanup`: removes pending media older than MEDIA_PENDING_EXPIRY_SECONDS
 and their uploads (resumable ones aborted), then every object and resumable upload no record
-accounts for (run it from a timer; on S3 the bucket's lifecycle rules are the backstop)."""
+accounts for (run it from a timer; on S3 the bucket's lifecycle rules are the backstop), and
+recounts the quota counters that differ from the media table (plugins/media/quotas.py)."""
 from __future__ import annotations
 
 import time
 
 from aiohttp import web
 
-from plugins.data.api import Repository, utc_text
+from plugins.data.api import Database, Repository, utc_text
 from plugins.media.backends.store import incoming_key, media_id
+from plugins.media.quotas import Quotas
 
 BATCH = 500
 
 
-async def remove_expired(media: Repository, store, pending_expiry: int) -> int:
+async def remove_expired(media: Repository, quotas: Quotas, database: Database, store, pending_expiry: int) -> int:
     """The record goes first, and only while still pending, so an upload completed meanwhile keeps
-    its object; an object whose deletion fails after that is left to the next run's orphan pass."""
+    its object (its quota share goes back in the same transaction); an object whose deletion fails
+    after that is left to the next run's orphan pass."""
     cutoff = utc_text(int(time.time()) - pending_expiry)
     removed = 0
     while rows := await media.find_where({"status": "pending"}, created_before=cutoff, limit=BATCH):
         for row in rows:
-            if await media.delete_where({"id": row["id"], "status": "pending"}):
+            async with database.transaction() as tx:
+                expired = await media.delete_where({"id": row["id"], "status": "pending"}, tx=tx)
+                if expired:
+                    await quotas.release(tx, row, deleted=True)
+            if expired:
                 if row["upload_id"]:
                     await store.abort_multipart(incoming_key(row["object_key"]), row["upload_id"])
                 for key in (incoming_key(row["object_key"]), row["object_key"]):
@@ -65,18 +72,19 @@ async def abort_orphan_sessions(media: Repository, store, grace: int) -> int:
     return aborted
 
 
-def command(media: Repository, store, settings):
+def command(media: Repository, quotas: Quotas, database: Database, store, settings):
     async def run(app: web.Application, args) -> int:
         runner = web.AppRunner(app)  # starts the app's resources (database, store) without serving
         await runner.setup()
         try:
-            expired = await remove_expired(media, store, settings.pending_expiry)
+            expired = await remove_expired(media, quotas, database, store, settings.pending_expiry)
             orphans = await remove_orphans(media, store)
             sessions = await abort_orphan_sessions(media, store, settings.upload_expiry)
+            recounted = await quotas.reconcile()
         finally:
             await runner.cleanup()
         print(f"media-cleanup: {expired} expired pending uploads removed, {orphans} objects and {sessions} "
-              "resumable uploads without a record removed")
+              f"resumable uploads without a record removed, {recounted} quotas recounted")
         return 0
 
     return run

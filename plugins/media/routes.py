@@ -179,7 +179,9 @@ class MediaApi:
                 upload_id = await self.store.start_multipart(incoming_key(key), body["content_type"], body["size"],
                                                              row["part_size"])
             except Exception:
-                await self.media.repository.delete_where({"id": media_id, "owner": owner})
+                async with self.database.transaction() as tx:
+                    await self.media.repository.delete_where({"id": media_id, "owner": owner}, tx=tx)
+                    await self.quotas.release(tx, row, deleted=True)
                 raise
             await self.media.repository.update_where({"id": media_id, "owner": owner}, {"upload_id": upload_id})
             row = {**row, "upload_id": upload_id}
@@ -279,8 +281,12 @@ class MediaApi:
             await self.store.publish(upload, head.etag, key, row["content_type"], attachment=row["purpose"] != "avatar")
         except Changed:
             raise Problem(409, "Conflict", "The upload changed while it was checked: complete again.") from None
-        if not await self.media.repository.update_where({"id": row["id"], "owner": owner, "status": "pending"},
-                                                        {"status": "ready"}):
+        async with self.database.transaction() as tx:
+            completed = await self.media.repository.update_where({"id": row["id"], "owner": owner,
+                                                                  "status": "pending"}, {"status": "ready"}, tx=tx)
+            if completed:
+                await self.quotas.release(tx, row, deleted=False)
+        if not completed:
             if await self.media.row(row["id"], owner) is None:  # deleted meanwhile: what was published goes too
                 await self.store.delete(key)
                 raise not_found("media")
@@ -317,7 +323,9 @@ class MediaApi:
             for key in (row["object_key"], incoming_key(row["object_key"])):
                 await self.store.delete(key)
             async with self.database.transaction() as tx:
-                await self.media.repository.delete_where({"id": media_id, "owner": owner}, tx=tx)
+                if current := await self.media.repository.lock(tx, media_id, owner):  # its status now
+                    await self.media.repository.delete_where({"id": media_id, "owner": owner}, tx=tx)
+                    await self.quotas.release(tx, current, deleted=True)
                 after_commit = await self.avatars.forget(tx, owner, media_id)
             await self.media.written(media_id, owner)
             if after_commit is not None:
