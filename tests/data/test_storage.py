@@ -73,6 +73,30 @@ async def test_a_slow_query_times_out_and_its_connection_is_not_reused(mysql_dat
         await database.close()
 
 
+async def test_each_statement_of_a_transaction_has_the_timeout_and_the_time_between_them_does_not_count(
+        mysql_database):
+    """The statements of a session share one timeout, armed only while each runs: a caller working
+    longer than the timeout between statements is not cut off, a slow statement is, and its
+    transaction is rolled back."""
+    database = await opened(mysql_database, DATABASE_QUERY_TIMEOUT_SECONDS="0.3")
+    table = f"t{uuid.uuid4().hex[:12]}"
+    try:
+        await database.execute(f"CREATE TABLE {table} (id VARCHAR(16) PRIMARY KEY)")
+        async with database.transaction() as tx:
+            await tx.execute(f"INSERT INTO {table} (id) VALUES (?)", ("first",))
+            await asyncio.sleep(0.5)  # the caller's own work, longer than the statement timeout
+            await tx.execute(f"INSERT INTO {table} (id) VALUES (?)", ("second",))
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailable):
+            async with database.transaction() as tx:
+                await tx.execute(f"INSERT INTO {table} (id) VALUES (?)", ("third",))
+                await tx.execute("SELECT SLEEP(5)")
+        assert time.monotonic() - started < 5
+        assert await database.fetch_all(f"SELECT id FROM {table} ORDER BY id") == [{"id": "first"}, {"id": "second"}]
+    finally:
+        await database.close()
+
+
 async def test_a_freed_connection_goes_to_the_caller_waiting_longest_not_to_a_newcomer(mysql_database):
     # aiomysql alone hands it to whoever asks first after the release, so under load some callers
     # waited past the timeout (503) while newer ones were served.
