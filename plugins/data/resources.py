@@ -27,7 +27,7 @@ from marshmallow import Schema, ValidationError
 
 from gateway.identifiers import exact
 from gateway.problems import Problem, ValidationProblem
-from plugins.data.api import Database, Renderer, Row, Validator, not_found
+from plugins.data.api import Database, Executor, Renderer, Row, Validator, not_found
 from plugins.data.cache import Cache
 from plugins.data.repository import Repository
 from plugins.data.representations import DEFAULT, Representations, etag_of
@@ -167,33 +167,36 @@ class Resource:
                       if_match: str | None) -> tuple[Row | None, dict]:
         """The row read, If-Match checked, what differs written only if the row is still the version
         read: two statements on one connection, and no row lock held between statements. When
-        another write came first: an If-Match that names versions is checked again against the row
+        another write came first, an If-Match that names versions is checked again against the row
         as it now is (412, as a rule); without one, the change goes on top of whatever is stored and
-        the row is read back, and so straight away for the row's writes in the next
-        CONTENDED_SECONDS, since racing a hot row would lose again. A hot row's writers then wait for
-        one another's statements inside the database, never for a lock held over round trips.
-        (None, {}) when there is no such row."""
+        the row is read back. So it goes, without the first read, for the row's writes in the next
+        CONTENDED_SECONDS, since racing a hot row would lose again: a hot row's writers wait for one
+        another's statements inside the database, never for a lock held over round trips (and there
+        a PATCH that changes nothing still makes a version). (None, {}) when there is no such row."""
         versioned = names_versions(if_match)
         async with self.database.session() as session:  # one turn in the connection queue for every statement
+            if not versioned and self._contended.get(key, 0.0) >= time.monotonic():
+                return await self._on_top(session, key, owner, changes)
             while True:
                 row = await self.repository.find(key, owner, tx=session)
                 changed = self._changed(row, changes, if_match)
                 if not changed:
                     return row, changed
-                now = time.monotonic()
-                if not versioned and self._contended.get(key, 0.0) >= now:
-                    break
                 written = await self.repository.update_unchanged(row, changed, tx=session)
                 if written is not None:
                     return written, changed
                 if not versioned:
-                    self._contend(key, now)
-                    break
-            if not await self.repository.update_where(self.repository.scope(key, owner), changed, tx=session):
-                return None, {}
-            return await self.repository.find(key, owner, tx=session), changed
+                    self._contend(key)
+                    return await self._on_top(session, key, owner, changed)
 
-    def _contend(self, key: str, now: float) -> None:
+    async def _on_top(self, session: Executor, key: str, owner: str | None, changes: dict) -> tuple[Row | None, dict]:
+        """`changes` written over the row as it is, then the row read back."""
+        if not await self.repository.update_where(self.repository.scope(key, owner), changes, tx=session):
+            return None, {}
+        return await self.repository.find(key, owner, tx=session), changes
+
+    def _contend(self, key: str) -> None:
+        now = time.monotonic()
         if len(self._contended) >= CONTENDED_ROWS:
             self._contended = {hot: until for hot, until in self._contended.items() if until > now}
         self._contended[key] = now + CONTENDED_SECONDS

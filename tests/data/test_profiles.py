@@ -147,14 +147,15 @@ async def test_concurrent_patches_of_one_row_each_land_as_one_version(app, user)
 
 
 async def test_a_hot_rows_patch_holds_no_row_lock_between_its_statements(app, user, admin):
-    """Writes to a row that recently lost a race go straight on top of it, without the row locked
-    over round trips: another writer is never kept waiting by a PATCH between its statements."""
+    """Writes to a row that recently lost a race go straight on top of it, each statement committed
+    by itself: another writer is never kept waiting by a PATCH between its statements, and the
+    answer is the row as stored after both."""
     sub, auth = user
     await app.client.get("/v1/me", headers=auth)
     profiles = app.profiles
     profiles._contended[sub] = float("inf")  # as after a lost race
     repository = profiles.repository
-    read, lock = repository.find, repository.lock
+    write, lock = repository.update_where, repository.lock
     blocked = []
 
     def another_writer() -> None:
@@ -165,18 +166,18 @@ async def test_a_hot_rows_patch_holds_no_row_lock_between_its_statements(app, us
             except Exception as exc:  # 1205: a lock held across the PATCH's round trips
                 blocked.append(exc)
 
-    async def read_then_another_writer(find, *args, **options):
-        repository.find, repository.lock = read, lock
-        row = await find(*args, **options)
+    async def then_another_writer(step, *args, **options):
+        repository.update_where, repository.lock = write, lock
+        result = await step(*args, **options)
         another_writer()
-        return row
+        return result
 
-    repository.find = lambda *a, **o: read_then_another_writer(read, *a, **o)
-    repository.lock = lambda *a, **o: read_then_another_writer(lock, *a, **o)
+    repository.update_where = lambda *a, **o: then_another_writer(write, *a, **o)
+    repository.lock = lambda *a, **o: then_another_writer(lock, *a, **o)
     patched = await app.client.patch("/v1/me", json={"display_name": "hot"}, headers=auth)
     assert blocked == []
     body = await patched.json()
-    assert (body["display_name"], body["bio"]) == ("hot", "meanwhile")
+    assert (body["display_name"], body["bio"], body["version"]) == ("hot", "meanwhile", 3)
     assert body == await (await app.client.get("/v1/me", headers=auth)).json()
 
 
