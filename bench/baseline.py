@@ -12,7 +12,9 @@ the gateway's route must do, on an aiomysql pool of the gateway's default size (
 unordered queue) and the same memcached:
 `create_write_app()` PATCHes the caller's profile (BEGIN, SELECT ... FOR UPDATE, UPDATE with
 version + 1, COMMIT, one memcached delete, the row as JSON); `create_media_app()` creates a media
-record (the local store's HMAC-signed upload form, then one autocommitted INSERT); `create_miss_app()`
+record within the caller's quotas (the local store's HMAC-signed upload form, then BEGIN, the
+gateway's own admitting UPDATE of the caller's quota row, the INSERT, COMMIT: the least a creation
+that keeps quotas can do); `create_miss_app()`
 reads a profile cache-aside (a memcached get; on a miss one SELECT and one memcached set), under keys
 of its own so that it never warms the gateway's. Tokens are not verified: each token's subject is
 read from its payload once and remembered, which is what the gateway's verified-token cache costs
@@ -33,6 +35,8 @@ from aiohttp import web
 from plugins.data.api import utc_text
 from plugins.data.cache import cache_key
 from plugins.data.settings import DataSettings, memcached_nodes, mysql_params
+from plugins.media.quotas import ADMIT, HOUR
+from plugins.media.settings import MediaSettings
 
 CLIENT = web.AppKey("memcached", emcache.Client)
 POOL = web.AppKey("mysql", aiomysql.Pool)
@@ -126,6 +130,10 @@ async def write(request: web.Request) -> web.Response:
 SECRET = secrets.token_bytes(32)
 
 
+QUOTAS = MediaSettings().load({})  # the gateway's default quotas
+QUOTA_ROWS: set[str] = set()  # callers whose quota row exists
+
+
 async def create_media(request: web.Request) -> web.Response:
     sub, body = subject(request), await request.json()
     media_id = secrets.token_urlsafe(16)
@@ -139,10 +147,24 @@ async def create_media(request: web.Request) -> web.Response:
     row = {"id": media_id, "owner": sub, "purpose": body["purpose"], "status": "pending",
            "content_type": body["content_type"], "size": body["size"], "object_key": key,
            "created_at": stamp, "updated_at": stamp, "version": 1}
+    now = int(time.time())
     async with request.app[POOL].acquire() as connection:
         async with connection.cursor() as cursor:
+            if sub not in QUOTA_ROWS:
+                await cursor.execute("INSERT INTO media_quotas (owner, window_start, window_count, created_at, "
+                                     "updated_at) VALUES (%s, %s, 0, %s, %s) ON DUPLICATE KEY UPDATE owner = owner",
+                                     (sub, now, stamp, stamp))
+                QUOTA_ROWS.add(sub)
+            await connection.begin()
+            await cursor.execute(ADMIT.replace("?", "%s"), (now - HOUR, now - HOUR, now, body["size"], stamp, sub,
+                                                            now - HOUR, QUOTAS.quota_uploads_per_hour,
+                                                            QUOTAS.quota_pending, body["size"], QUOTAS.quota_bytes))
+            if cursor.rowcount != 1:
+                await connection.rollback()
+                return web.json_response({"title": "Too Many Requests"}, status=429)
             await cursor.execute(f"INSERT INTO media ({', '.join(row)}) VALUES ({', '.join(['%s'] * len(row))})",
                                  tuple(row.values()))
+            await connection.commit()
     return web.json_response({"media": row, "upload": {"method": "POST", "url": "http://127.0.0.1/local-media",
                                                        "fields": form, "expires_at": utc_text(expires)}},
                              status=201)
