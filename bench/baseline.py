@@ -40,8 +40,11 @@ from plugins.media.settings import MediaSettings
 
 CLIENT = web.AppKey("memcached", emcache.Client)
 POOL = web.AppKey("mysql", aiomysql.Pool)
-POOL_SIZE = DataSettings().fields["pool_max"].load_default  # the gateway's defaults
-MEMCACHED_CONNECTIONS = DataSettings().fields["cache_max_connections"].load_default
+# The gateway's sizes: its defaults, or what the bench's environment sets for both (DATABASE_POOL_MAX=64
+# measures the cold mix with a connection for every concurrent miss).
+POOL_SIZE = int(os.environ.get("DATABASE_POOL_MAX", DataSettings().fields["pool_max"].load_default))
+MEMCACHED_CONNECTIONS = int(os.environ.get("CACHE_MAX_CONNECTIONS",
+                                           DataSettings().fields["cache_max_connections"].load_default))
 HOT_USERS = 100  # the cache-hit scenario cycles over this many users' tokens
 KEYS = [f"bench:floor:{n}".encode() for n in range(HOT_USERS)]
 BODY = (b'W/"0123456789abcdef"\n{"id":"bench-user-00000","username":"user0","display_name":"user0","bio":"",'
