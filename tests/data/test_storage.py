@@ -97,6 +97,23 @@ async def test_each_statement_of_a_transaction_has_the_timeout_and_the_time_betw
         await database.close()
 
 
+async def test_column_definitions_are_parsed_once(mysql_database):
+    """A result's column definitions, the same bytes for every run of a query, are parsed once
+    (plugins/data/mysql.py, cache_column_definitions); every run still decodes its own values."""
+    from aiomysql import connection
+
+    database = await opened(mysql_database)
+    parse = connection.FieldDescriptorPacket
+    try:
+        sql = "SELECT ? AS word, ? AS number, NULL AS nothing, CAST(? AS BINARY) AS raw"
+        assert await database.fetch_one(sql, ("é", 7, "x")) == {"word": "é", "number": 7, "nothing": None, "raw": b"x"}
+        hits = parse.cache_info().hits
+        assert await database.fetch_one(sql, ("ü", 8, "y")) == {"word": "ü", "number": 8, "nothing": None, "raw": b"y"}
+        assert parse.cache_info().hits == hits + 4
+    finally:
+        await database.close()
+
+
 async def test_a_freed_connection_goes_to_the_caller_waiting_longest_not_to_a_newcomer(mysql_database):
     # aiomysql alone hands it to whoever asks first after the release, so under load some callers
     # waited past the timeout (503) while newer ones were served.
