@@ -83,7 +83,7 @@ class Resource:
 
     def on_render(self, field: str, renderer: Renderer) -> None:
         """`await renderer(row)` becomes output `field` in every view that has it (last registration wins)."""
-        self.representations.renderers[field] = renderer
+        self.representations.render_with(field, renderer)
 
     # Rows and representations.
 
