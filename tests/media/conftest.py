@@ -3,6 +3,7 @@ callers with tokens from the local issuer, and a bucket per test."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import boto3
 import pytest
@@ -13,6 +14,20 @@ from plugins.auth.issuer import LocalIssuer
 from tests.media.helpers import App
 
 REGION = "us-east-1"
+
+
+@pytest.fixture
+def leftovers(env, request):
+    """`leftovers()`: every object and every multipart upload the test's store (its `env`) holds,
+    the local store's own files (metadata, its secret) aside."""
+    if "MEDIA_BUCKET" in env:
+        s3, bucket = request.getfixturevalue("s3"), env["MEDIA_BUCKET"]
+        return lambda: (sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])),
+                        [u["Key"] for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])])
+    root = Path(env["GATEWAY_DATA_DIR"]) / "media"
+    return lambda: (sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.suffix != ".meta"
+                           and not p.name.startswith(".") and ".multipart" not in p.parts),
+                    sorted(p.name for p in (root / ".multipart").glob("*")))
 
 
 @pytest.fixture

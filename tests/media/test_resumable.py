@@ -5,7 +5,6 @@ cleanup leave nothing."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -29,19 +28,6 @@ def env(request, media_env) -> dict:
 @pytest.fixture
 async def app(start_app, env):
     return await start_app(env)
-
-
-@pytest.fixture
-def leftovers(env, request):
-    """`leftovers()`: every object and multipart upload the store still holds."""
-    if "MEDIA_BUCKET" in env:
-        s3, bucket = request.getfixturevalue("s3"), env["MEDIA_BUCKET"]
-        return lambda: (sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])),
-                        [u["Key"] for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])])
-    root = Path(env["GATEWAY_DATA_DIR"]) / "media"
-    return lambda: (sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.suffix != ".meta"
-                           and not p.name.startswith(".") and ".multipart" not in p.parts),
-                    sorted(p.name for p in (root / ".multipart").glob("*")))
 
 
 async def start(app, auth) -> dict:
