@@ -104,21 +104,6 @@ class Session:
             if not deadline.expired():  # an expired one turns the cancellation into TimeoutError as it is left
                 deadline.reschedule(None)
 
-    async def begin(self) -> None:
-        await self._step(self.connection.begin)
-
-    async def commit(self) -> None:
-        await self._step(self.connection.commit)
-
-    async def _step(self, step) -> None:
-        deadline = self.deadline
-        deadline.reschedule(self.clock() + self.timeout)
-        try:
-            await step()
-        finally:
-            if not deadline.expired():
-                deadline.reschedule(None)
-
     async def execute(self, sql: str, params: Params = ()) -> int:
         return await self._run(sql, params, "count")
 
@@ -274,9 +259,9 @@ class MySQLDatabase:
             try:
                 async with asyncio.timeout(None) as deadline:
                     session = Session(connection, timeout, deadline)
-                    await session.begin()
+                    await session.execute("BEGIN")  # the statement aiomysql's begin() sends
                     yield session
-                    await session.commit()
+                    await session.execute("COMMIT")
             except BaseException:
                 if not connection.closed:
                     try:
