@@ -10,7 +10,8 @@ import json
 from dataclasses import replace
 
 from aiohttp import web
-from marshmallow import ValidationError
+from marshmallow import RAISE, Schema, ValidationError, fields, missing
+from marshmallow.decorators import POST_LOAD, PRE_LOAD, VALIDATES, VALIDATES_SCHEMA
 
 from gateway.identifiers import DuplicateName, unique_names, utf8
 from gateway.plugin import Registry, RouteSpec, RouteWrapper
@@ -48,11 +49,53 @@ async def read_json(request: web.Request, timeout: float) -> object:
         raise Problem(400, "Bad Request", "The body is not valid JSON.") from None
 
 
+PLAIN = {fields.String: str, fields.Integer: int}  # exactly these types: subclasses may convert
+
+
+def loader(schema: Schema):
+    """`schema.load`, or for a schema of plain text and integer fields (no hooks, renames or
+    defaults) a function that gives what it gives: when every member is known and holds its field's
+    type, and each field's validators accept it, the loaded data are those members in the fields'
+    order; anything else (a member unknown, of another type, or refused, a required one missing) is
+    marshmallow's to load and word. marshmallow's load of a one-member PATCH was ~4 % of its CPU."""
+    if schema.many or schema.partial or schema.unknown != RAISE or any(
+            schema._hooks.get(hook) for hook in (PRE_LOAD, POST_LOAD, VALIDATES, VALIDATES_SCHEMA)):
+        return schema.load
+    plan = []
+    for name, field in schema.load_fields.items():
+        kind = PLAIN.get(type(field))
+        if kind is None or field.attribute not in (None, name) or field.data_key not in (None, name):
+            return schema.load
+        plan.append((name, kind, tuple(field.validators)))
+    known = frozenset(name for name, _, _ in plan)
+    needed = frozenset(name for name, field in schema.load_fields.items()
+                       if field.required or field.load_default is not missing)
+
+    def load(payload: dict) -> dict:
+        if not known.issuperset(payload) or not needed.issubset(payload):
+            return schema.load(payload)
+        data = {}
+        try:
+            for name, kind, validators in plan:
+                if name in payload:
+                    value = payload[name]
+                    if type(value) is not kind:
+                        return schema.load(payload)
+                    for validate in validators:
+                        validate(value)
+                    data[name] = value
+        except ValidationError:
+            return schema.load(payload)
+        return data
+
+    return load
+
+
 def validating(spec: RouteSpec, body_timeout: float):
     """Wrap the handler only when it has something to validate: other routes cost nothing extra."""
     if spec.body is None and spec.query is None:
         return spec.handler
-    body_schema = spec.body() if spec.body else None
+    load_body = loader(spec.body()) if spec.body else None
     query_schema = spec.query() if spec.query else None
 
     async def handler(request: web.Request) -> web.StreamResponse:
@@ -60,13 +103,13 @@ def validating(spec: RouteSpec, body_timeout: float):
         try:
             if query_schema is not None:
                 inputs["query"] = query_schema.load(request.query)
-            if body_schema is not None:
+            if load_body is not None:
                 payload = await read_json(request, body_timeout)
                 if not isinstance(payload, dict):
                     raise Problem(422, "Unprocessable Content", "The body must be a JSON object.")
                 if errors := lone_surrogates(payload):
                     raise ValidationProblem(errors)
-                inputs["body"] = body_schema.load(payload)
+                inputs["body"] = load_body(payload)
         except ValidationError as exc:
             raise ValidationProblem(exc.messages) from None
         return await spec.handler(request, **inputs)
