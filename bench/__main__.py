@@ -65,6 +65,7 @@ HOT_ROWS = 10  # the hot-row PATCH: 64 connections per worker on this many rows
 PATCH_ALL, PATCH_HOT = f"PATCH /v1/me, {USERS} users", f"PATCH /v1/me, {HOT_ROWS} hot rows"
 MEDIA, COLD = "POST /v1/media", "GET /v1/me Zipf mix, cold"
 COMPARED = {PATCH_ALL: "write", PATCH_HOT: "write, hot rows", MEDIA: "media creation", COLD: "cold miss"}
+MEDIA_BODY = {"content_type": "image/jpeg", "size": 123456, "purpose": "attachment"}
 WRITE = {"method": "PATCH", "body": {"display_name": "$n"}, "hold": True}  # a new value on every request
 
 
@@ -293,7 +294,7 @@ def run_workers(workers: int, env: dict, cache_address: str, tokens, token_file,
             (reference(PATCH_HOT), f"{write}/", {"tokens": hot_rows, **WRITE}),
             (PATCH_HOT, f"{gateway}/v1/me", {"tokens": hot_rows, **WRITE}),
             *((name, url, {"tokens": token_file, "method": "POST", "hold": True,
-                           "body": {"content_type": "image/jpeg", "size": 123456, "purpose": "attachment"}})
+                           "body": MEDIA_BODY})
               for name, url in ((reference(MEDIA), f"{media}/"), (MEDIA, f"{gateway}/v1/media"))),
             ("GET /health/ready", f"{gateway}/health/ready", {}),
         ], baseline, workers, cache_address, connections, client_cpus, gateway_pid, workdir) | flood

@@ -9,7 +9,9 @@ INSTRUCTIONS_REQUESTS requests (default 2000) over 64 keep-alive connections. BE
 scenarios as for `python -m bench`. The PATCH scenarios write a new display name with every request,
 over PATCH_USERS users (so that, as over the bench's 3000, two writes of one row rarely overlap); the
 gateway's runs first (its first PATCH of each user creates the profile), then its hand-written
-reference's (bench/baseline.py). Instructions are not
+reference's (bench/baseline.py). The media scenarios create a record over the same users, each
+user's first (which makes its quota row) before counting, the gateway's and then the reference's.
+Instructions are not
 time (cache misses and the kernel's work are not in them), so the ratios are a ruler for changes,
 not the throughput; for the cache hit they came within a few percent of wrk's (docs/performance.md).
 """
@@ -26,8 +28,8 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.__main__ import (DATABASE, FLOOR, HIT, ONLY, POLL, RESULTS, ROOT, mysql, prepare, prepare_datasets,
-                            reference)
+from bench.__main__ import (DATABASE, FLOOR, HIT, MEDIA, MEDIA_BODY, ONLY, POLL, RESULTS, ROOT, mysql, prepare,
+                            prepare_datasets, reference)
 from bench.baseline import HOT_USERS
 from devsupport.servers import free_port, memcached, wait_for_port
 
@@ -46,7 +48,10 @@ SCENARIOS = [  # name, application, path, whether requests carry a bearer token,
     (POLL, "gateway.app:create_app", "/v1/datasets", True, "GET"),  # each token with its ETag: 304s
     (PATCH, "gateway.app:create_app", "/v1/me", True, "PATCH"),
     (reference(PATCH), "bench.baseline:create_write_app", "/", True, "PATCH"),
+    (MEDIA, "gateway.app:create_app", "/v1/media", True, "POST"),
+    (reference(MEDIA), "bench.baseline:create_media_app", "/", True, "POST"),
 ]
+STATUS = {"GET": 200, "PATCH": 200, "POST": 201}
 
 
 def serve(application: str, port: int) -> None:
@@ -65,7 +70,8 @@ def serve(application: str, port: int) -> None:
 async def send(url: str, count: int, tokens: list[str], connections: int = CONNECTIONS,
                etags: list[str] | None = None, method: str = "GET") -> None:
     """`count` requests cycling over `tokens`; with `etags` (one per token), each sends its
-    If-None-Match and must be answered 304. A PATCH sets a display name no request has sent before."""
+    If-None-Match and must be answered 304. A PATCH sets a display name no request has sent before; a
+    POST creates a media record as the wrk scenario does."""
     queue = iter(range(count))
     run = os.urandom(4).hex()
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as session:
@@ -74,10 +80,10 @@ async def send(url: str, count: int, tokens: list[str], connections: int = CONNE
                 headers = {"Authorization": f"Bearer {tokens[n % len(tokens)]}"} if tokens else {}
                 if etags:
                     headers["If-None-Match"] = etags[n % len(etags)]
-                body = {"display_name": f"{run}-{n}"} if method == "PATCH" else None
+                body = {"display_name": f"{run}-{n}"} if method == "PATCH" else MEDIA_BODY if method == "POST" else None
                 async with session.request(method, url, headers=headers, json=body) as response:
                     await response.read()
-                    assert response.status == (304 if etags else 200), (url, response.status)
+                    assert response.status == (304 if etags else STATUS[method]), (url, response.status)
 
         await asyncio.gather(*(client() for _ in range(connections)))
 
@@ -93,7 +99,7 @@ def count(application: str, path: str, tokens: list[str], env: dict, output: Pat
         wait_for_port(port, server, timeout=300)
         url = f"http://127.0.0.1:{port}{path}"
         # each user's first request, one by one
-        asyncio.run(send(url, len(tokens) or 1, tokens, connections=16 if method == "PATCH" else 1, method=method))
+        asyncio.run(send(url, len(tokens) or 1, tokens, connections=1 if method == "GET" else 16, method=method))
         etags = asyncio.run(prepare_datasets(f"http://127.0.0.1:{port}", tokens)) if poll else None
         asyncio.run(send(url, WARM_UP, tokens, etags=etags, method=method))
         subprocess.run(["callgrind_control", "--instr=on", str(server.pid)], check=True, capture_output=True)
@@ -121,7 +127,7 @@ def main() -> int:
             if name not in ("baseline", FLOOR) and ONLY and not any(part in name for part in ONLY):
                 continue
             slug = re.sub(r"\W+", "_", name)
-            users = (tokens if method == "PATCH" else tokens[:HOT_USERS]) if with_tokens else []
+            users = (tokens[:HOT_USERS] if method == "GET" else tokens) if with_tokens else []
             counts[name] = count(application, path, users, env,
                                  workdir / f"callgrind-{slug}.out", poll=name == POLL, method=method) / REQUESTS
     finally:
@@ -134,8 +140,9 @@ def main() -> int:
         print(f"| {name} | {instructions:,.0f} | {counts['baseline'] / instructions:.3f} |")
     if HIT in counts and POLL in counts:
         print(f"\nThe no-change dataset poll is {counts[HIT] / counts[POLL]:.3f} of the cache-hit read.")
-    if PATCH in counts and reference(PATCH) in counts:
-        print(f"\nThe PATCH is {counts[reference(PATCH)] / counts[PATCH]:.3f} of its hand-written reference.")
+    for name in (PATCH, MEDIA):
+        if name in counts and reference(name) in counts:
+            print(f"\n{name} is {counts[reference(name)] / counts[name]:.3f} of its hand-written reference.")
     return 0
 
 

@@ -63,7 +63,7 @@ class Backend(Protocol):
     async def add(self, key: bytes, value: bytes, ttl: int) -> bool: ...  # False: the key exists
     async def cas(self, key: bytes, value: bytes, token: int, ttl: int) -> bool: ...  # False: changed or gone
     async def set(self, key: bytes, value: bytes, ttl: int) -> None: ...
-    async def delete(self, key: bytes) -> None: ...
+    async def delete(self, *keys: bytes) -> None: ...  # those of one node in one round trip
     async def incr(self, key: bytes, delta: int, ttl: int) -> int: ...  # a missing key starts at delta
     async def probe(self) -> dict: ...  # raises when unusable
 
@@ -259,13 +259,13 @@ class Cache:
 
     async def invalidate(self, *keys: bytes) -> None:
         """After a write has committed: delete the keys (never set them)."""
-        await asyncio.gather(*(self._delete(key) for key in keys))
+        await self._delete(*keys)
 
-    async def _delete(self, key: bytes) -> None:
+    async def _delete(self, *keys: bytes) -> None:
         try:
-            await self._op(self.backend.delete, key)
+            await self._op(self.backend.delete, *keys)
         except Unavailable:
-            self._undeleted.add(key)
+            self._undeleted.update(keys)
 
     async def _retry_deletes(self) -> None:
         while True:

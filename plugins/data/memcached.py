@@ -11,7 +11,9 @@ import asyncio
 
 import emcache
 from emcache import autobatching as emcache_autobatching
-from emcache.protocol import create_protocol
+from emcache._cython import cyemcache
+from emcache.protocol import DELETED, NOT_FOUND, create_protocol
+from emcache.timeout import OpTimeout
 
 from plugins.data.settings import memcached_nodes, url_options
 
@@ -104,11 +106,27 @@ class Memcached:
     async def set(self, key: bytes, value: bytes, ttl: int) -> None:
         await self._client.set(key, value, exptime=ttl)
 
-    async def delete(self, key: bytes) -> None:
-        try:
-            await self._client.delete(key)
-        except emcache.NotFoundCommandError:
-            pass
+    async def delete(self, *keys: bytes) -> None:
+        """The keys gone, those of one node in one round trip: each but the last sent `noreply`, and
+        the last acknowledged, which memcached does after the others (a connection's commands run in
+        order). emcache has no multi-key delete, so this writes the commands itself on one of its
+        connections, under its timeout, as its own `delete` does (emcache is pinned)."""
+        client = self._client
+        if len(keys) == 1:
+            try:
+                await client.delete(keys[0])
+            except emcache.NotFoundCommandError:
+                pass
+            return
+        if not all(cyemcache.is_key_valid(key) for key in keys):  # a malformed noreply line is answered
+            raise ValueError("a key memcached cannot take")
+        for node, on_node in client._cluster.pick_nodes(keys).items():
+            commands = b"".join(b"delete %b noreply\r\n" % key for key in on_node[:-1]) + b"delete %b\r\n" % on_node[-1]
+            async with OpTimeout(self.timeout, client._loop):
+                async with node.connection() as connection:
+                    result = await connection._extract_one_line_data(commands)
+            if result not in (DELETED, NOT_FOUND):
+                raise emcache.CommandError(f"delete answered {result!r}")
 
     async def incr(self, key: bytes, delta: int, ttl: int) -> int:
         try:

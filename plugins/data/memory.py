@@ -61,8 +61,9 @@ class MemoryCache:
     async def set(self, key: bytes, value: bytes, ttl: int) -> None:
         self._store(key, value, ttl)
 
-    async def delete(self, key: bytes) -> None:
-        self._items.pop(key, None)
+    async def delete(self, *keys: bytes) -> None:
+        for key in keys:
+            self._items.pop(key, None)
 
     async def incr(self, key: bytes, delta: int, ttl: int) -> int:
         entry = self._live(key)

@@ -203,3 +203,47 @@ async def test_a_counter_is_none_when_the_cache_cannot_answer():
         assert await cache.count(cache_key("test", "down"), 1, ttl=60) is None
     finally:
         await cache.close()
+
+
+async def test_several_keys_are_deleted_in_one_round_trip_and_the_connection_stays_in_step(memcached_server):
+    backend = Memcached(f"memcached://{memcached_server.address}", timeout=0.5, max_connections=1)
+    await backend.start()
+    try:
+        keys = [cache_key("together", str(i)) for i in range(3)]
+        await backend.set(keys[0], b"a", 60)
+        await backend.set(keys[2], b"c", 60)  # keys[1] is not there: its delete is NOT_FOUND
+        operations = lambda: sum(m.operations_executed for m in  # noqa: E731
+                                 backend.client.cluster_managment().connection_pool_metrics().values())
+        before = operations()
+        await backend.delete(*keys)
+        assert operations() - before == 1
+        assert [await backend.get(key) for key in keys] == [None, None, None]
+        await backend.delete(keys[1], keys[0])  # only misses: still one acknowledged answer
+        # On the one connection, every later answer is its own command's (no unread reply is left).
+        await backend.set(keys[1], b"b", 60)
+        assert await backend.get(keys[1]) == b"b" and await backend.add(keys[1], b"x", 60) is False
+    finally:
+        await backend.close()
+
+
+async def test_keys_of_several_nodes_are_all_invalidated(memcached_server, second_memcached):
+    cache = Cache(Memcached(f"memcached://{memcached_server.address},{second_memcached.address}", timeout=0.5,
+                            max_connections=2), 60)
+    await cache.start()
+    try:
+        keys = [cache_key("invalidated", str(i)) for i in range(40)]  # on both nodes
+        for key in keys:
+            await cache.fetch(key, Loader(b"old"))
+        await cache.invalidate(*keys)
+        assert [await cache.fetch(key, Loader(b"new")) for key in keys] == [b"new"] * 40
+    finally:
+        await cache.close()
+
+
+async def test_invalidating_several_keys_makes_each_load_again(caches):
+    first, second = caches
+    keys = [cache_key("several", str(i)) for i in range(3)]
+    for key in keys:
+        await first.fetch(key, Loader(b"old"))
+    await second.invalidate(*keys)
+    assert [await first.fetch(key, Loader(b"new")) for key in keys] == [b"new"] * 3
