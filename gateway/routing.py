@@ -19,6 +19,8 @@ from gateway.problems import Problem, ValidationProblem
 
 
 def storable(value: object) -> bool:
+    if value is None or type(value) in (int, float, bool):  # no text in it
+        return True
     try:
         return utf8(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
     except RecursionError:

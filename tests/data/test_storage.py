@@ -97,6 +97,26 @@ async def test_each_statement_of_a_transaction_has_the_timeout_and_the_time_betw
         await database.close()
 
 
+async def test_a_statement_its_caller_cancels_is_a_cancellation_not_a_timeout(mysql_database, admin):
+    """Only the statement timeout's own cancellation becomes TimeoutError (a 503); a request that goes
+    away (aiohttp cancels its handler) is cancelled as it was, and the pool goes on."""
+    database = await opened(mysql_database, DATABASE_QUERY_TIMEOUT_SECONDS="2")
+    try:
+        marker = uuid.uuid4().hex
+        statement = asyncio.create_task(database.fetch_one(f"SELECT SLEEP(5) AS '{marker}'"))
+        def running():
+            with admin.cursor() as cursor:
+                return cursor.execute("SELECT id FROM information_schema.processlist WHERE info LIKE %s "
+                                      "AND info NOT LIKE '%%processlist%%'", (f"%{marker}%",))
+        await eventually(running, what="the statement running")
+        statement.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await statement
+        assert await database.fetch_one("SELECT 1 AS one") == {"one": 1}
+    finally:
+        await database.close()
+
+
 async def test_column_definitions_are_parsed_once(mysql_database):
     """A result's column definitions, the same bytes for every run of a query, are parsed once
     (plugins/data/mysql.py, cache_column_definitions); every run still decodes its own values."""
