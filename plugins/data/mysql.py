@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from typing import AsyncIterator
+from typing import AsyncIterator, Awaitable, TypeVar
 
 import aiomysql
 import pymysql
@@ -32,6 +32,7 @@ LOST = {1927, 2003, 2006, 2013, 2055}  # 1927: this connection was killed
 ACCESS_DENIED = 1045
 INSECURE_TRANSPORT = 3159  # MySQL's refusal under require_secure_transport; MariaDB answers 1045
 READ_ONLY = {1290, 1792, 1836}
+T = TypeVar("T")
 MIGRATION_TIMEOUT = 900.0  # DDL on a large table takes long, but not forever
 LOCK_WAIT_SECONDS = 120
 
@@ -78,46 +79,54 @@ def paramstyle(sql: str) -> str:
 
 
 class Session:
-    """Statements on one connection, each under its timeout. A statement in flight is listed in
-    `running` with the time it is due; the database's watchdog cancels it once that time has passed
-    (at most a quarter of the timeout late), and the cancellation arrives here as TimeoutError. Time
-    between statements does not count. An asyncio Timeout armed and disarmed around each statement
-    cost two event-loop timers (~20k instructions) per statement."""
+    """Statements on one connection, each under its timeout, and the wait for that connection under
+    the connect timeout. What is being waited for is listed in `running` with the time it is due;
+    the database's watchdog cancels it once that time has passed (at most a quarter of the timeout
+    late), and the cancellation arrives here as TimeoutError. Time between statements does not
+    count. An asyncio Timeout armed and disarmed around each statement cost two event-loop timers
+    (~20k instructions) per statement."""
 
-    def __init__(self, connection: aiomysql.Connection, timeout: float, running: dict[Session, float]) -> None:
-        self.connection = connection
+    def __init__(self, timeout: float, running: dict[Session, float]) -> None:
+        self.connection: aiomysql.Connection | None = None
         self.timeout = timeout
         self.running = running
         self.clock = asyncio.get_running_loop().time
         self.task = asyncio.current_task()
         self.expired = False
+        self.cursor: aiomysql.DictCursor | None = None
 
     def expire(self) -> None:
-        """The watchdog's call: the statement in flight has run past its timeout (cancelled once)."""
+        """The watchdog's call: what the session waits for has run past its time (cancelled once)."""
         if not self.expired:
             self.expired = True
             self.task.cancel()
 
-    async def _run(self, sql: str, params: Params, fetch: str):
-        self.running[self] = self.clock() + self.timeout
+    async def within(self, seconds: float, operation: Awaitable[T]) -> T:
+        self.running[self] = self.clock() + seconds
         try:
-            control = CONTROL.get(sql)
-            if control is not None:
-                return await control(self.connection)
-            async with self.connection.cursor(aiomysql.DictCursor) as cursor:
-                # without parameters the SQL goes as written (pymysql would %-format it otherwise)
-                await cursor.execute(paramstyle(sql), tuple(params)) if params else await cursor.execute(sql)
-                if fetch == "one":
-                    return await cursor.fetchone()
-                if fetch == "all":
-                    return list(await cursor.fetchall())
-                return cursor.rowcount
+            return await operation
         except asyncio.CancelledError:
             if self.expired and self.task.uncancel() == 0:  # ours alone: a timeout, not a cancellation
-                raise TimeoutError(f"statement ran past {self.timeout:g} s") from None
+                raise TimeoutError(f"no answer within {seconds:g} s") from None
             raise
         finally:
             del self.running[self]
+
+    def _run(self, sql: str, params: Params, fetch: str) -> Awaitable:
+        control = CONTROL.get(sql)
+        return self.within(self.timeout, control(self.connection) if control else self._statement(sql, params, fetch))
+
+    async def _statement(self, sql: str, params: Params, fetch: str):
+        cursor = self.cursor
+        if cursor is None:  # one for the session's statements (each result is read whole before the next)
+            cursor = self.cursor = await self.connection.cursor(aiomysql.DictCursor)
+        # without parameters the SQL goes as written (pymysql would %-format it otherwise)
+        await cursor.execute(paramstyle(sql), tuple(params)) if params else await cursor.execute(sql)
+        if fetch == "one":
+            return await cursor.fetchone()
+        if fetch == "all":
+            return list(await cursor.fetchall())
+        return cursor.rowcount
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         return await self._run(sql, params, "count")
@@ -181,10 +190,10 @@ class MySQLDatabase:
         self._watchdog = asyncio.create_task(self._time_statements())
 
     async def _time_statements(self) -> None:
-        """Every quarter of the query timeout, the statements due by now are cancelled (Session)."""
+        """Every quarter of the shorter timeout, the waits due by now are cancelled (Session)."""
         clock = asyncio.get_running_loop().time
         while True:
-            await asyncio.sleep(self.settings.query_timeout / 4)
+            await asyncio.sleep(min(self.settings.query_timeout, self.settings.connect_timeout) / 4)
             now = clock()
             for session in [session for session, due in self._running.items() if due <= now]:
                 session.expire()
@@ -228,18 +237,22 @@ class MySQLDatabase:
             raise DatabaseUnavailable("no connection: the server does not offer TLS, which the URL's tls option requires")
         return connection
 
-    @contextlib.asynccontextmanager
-    async def _connection(self, pool: aiomysql.Pool) -> AsyncIterator[aiomysql.Connection]:
+    async def _queued(self, pool: aiomysql.Pool) -> aiomysql.Connection:
         queue = self._queues[pool]
-        self.waits += queue.locked()
+        await queue.acquire()
         try:
-            async with asyncio.timeout(self.settings.connect_timeout):
-                await queue.acquire()
-                try:
-                    connection = await self._acquire(pool)
-                except BaseException:
-                    queue.release()
-                    raise
+            return await self._acquire(pool)
+        except BaseException:
+            queue.release()
+            raise
+
+    @contextlib.asynccontextmanager
+    async def _session(self, pool: aiomysql.Pool, timeout: float) -> AsyncIterator[Session]:
+        """A session on a connection of `pool` (one turn in its queue), each statement under `timeout`."""
+        self.waits += self._queues[pool].locked()
+        session = Session(timeout, self._running)
+        try:
+            connection = session.connection = await session.within(self.settings.connect_timeout, self._queued(pool))
         except Exception as exc:
             if is_broken(exc) or isinstance(exc, pymysql.err.OperationalError):
                 hint = " (a plaintext connection: if the server requires TLS, add ?tls=verify)" \
@@ -248,7 +261,7 @@ class MySQLDatabase:
                 raise DatabaseUnavailable(f"no connection: {describe(exc)}{hint}") from exc
             raise
         try:
-            yield connection
+            yield session
         except BaseException as exc:
             if is_broken(exc):
                 connection.close()
@@ -260,7 +273,7 @@ class MySQLDatabase:
             raise
         finally:
             pool.release(connection)
-            queue.release()
+            self._queues[pool].release()
 
     async def _discard_idle(self, pool: aiomysql.Pool) -> None:
         with contextlib.suppress(Exception):
@@ -271,8 +284,8 @@ class MySQLDatabase:
         pool = self._reader if stale_ok else self._writer
         for attempt in (1, 2):
             try:
-                async with self._connection(pool) as connection:
-                    return await Session(connection, self.settings.query_timeout, self._running)._run(sql, params, fetch)
+                async with self._session(pool, self.settings.query_timeout) as session:
+                    return await session._run(sql, params, fetch)
             except DatabaseUnavailable:
                 if attempt == 2:
                     raise  # a read is idempotent: it gets one more try on a fresh connection
@@ -289,18 +302,16 @@ class MySQLDatabase:
         async with self.session() as session:
             return await session.execute(sql, params)
 
-    @contextlib.asynccontextmanager
-    async def session(self) -> AsyncIterator[Session]:
+    def session(self) -> contextlib.AbstractAsyncContextManager[Session]:
         """One writer connection for a few statements, each committed by itself: one turn in the queue."""
-        async with self._connection(self._writer) as connection:
-            yield Session(connection, self.settings.query_timeout, self._running)
+        return self._session(self._writer, self.settings.query_timeout)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Session]:
         timeout = self.settings.query_timeout
-        async with self._connection(self._writer) as connection:
+        async with self._session(self._writer, timeout) as session:
+            connection = session.connection
             try:
-                session = Session(connection, timeout, self._running)
                 await session.execute("BEGIN")
                 yield session
                 await session.execute("COMMIT")
@@ -316,8 +327,7 @@ class MySQLDatabase:
     @contextlib.asynccontextmanager
     async def locked(self, name: str) -> AsyncIterator[Session]:
         """GET_LOCK is held by this connection's session: a second migrator waits here."""
-        async with self._connection(self._writer) as connection:
-            session = Session(connection, MIGRATION_TIMEOUT, self._running)
+        async with self._session(self._writer, MIGRATION_TIMEOUT) as session:
             row = await session.fetch_one("SELECT GET_LOCK(?, ?) AS got", (name, LOCK_WAIT_SECONDS))
             if row["got"] != 1:
                 raise DatabaseUnavailable(f"lock {name!r} still held after {LOCK_WAIT_SECONDS}s")

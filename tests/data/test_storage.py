@@ -97,6 +97,28 @@ async def test_each_statement_of_a_transaction_has_the_timeout_and_the_time_betw
         await database.close()
 
 
+async def test_a_wait_for_a_connection_past_the_connect_timeout_is_unavailable(mysql_database):
+    database = await opened(mysql_database, DATABASE_POOL_MAX="1", DATABASE_CONNECT_TIMEOUT_SECONDS="0.3")
+    inside, release = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with database.session() as session:
+            await session.fetch_one("SELECT 1 AS one")
+            inside.set()
+            await release.wait()
+
+    try:
+        holding = asyncio.create_task(hold())
+        await inside.wait()
+        with pytest.raises(DatabaseUnavailable, match="no connection"):
+            await asyncio.wait_for(database.fetch_one("SELECT 2 AS two"), 10)  # not forever
+        release.set()
+        await holding
+        assert await database.fetch_one("SELECT 2 AS two") == {"two": 2}
+    finally:
+        await database.close()
+
+
 async def test_a_statement_its_caller_cancels_is_a_cancellation_not_a_timeout(mysql_database, admin):
     """Only the statement timeout's own cancellation becomes TimeoutError (a 503); a request that goes
     away (aiohttp cancels its handler) is cancelled as it was, and the pool goes on."""
@@ -104,11 +126,7 @@ async def test_a_statement_its_caller_cancels_is_a_cancellation_not_a_timeout(my
     try:
         marker = uuid.uuid4().hex
         statement = asyncio.create_task(database.fetch_one(f"SELECT SLEEP(5) AS '{marker}'"))
-        def running():
-            with admin.cursor() as cursor:
-                return cursor.execute("SELECT id FROM information_schema.processlist WHERE info LIKE %s "
-                                      "AND info NOT LIKE '%%processlist%%'", (f"%{marker}%",))
-        await eventually(running, what="the statement running")
+        await eventually(lambda: running(admin, marker), what="the statement running")
         statement.cancel()
         with pytest.raises(asyncio.CancelledError):
             await statement
