@@ -3,6 +3,7 @@ and `updated_at`), owner scoping, newest-first pages. Table and column names com
 are checked to be plain identifiers; values always travel as parameters."""
 from __future__ import annotations
 
+import functools
 import re
 from typing import Iterable
 
@@ -20,8 +21,25 @@ def identifiers(names: Iterable[str]) -> list[str]:
     return names
 
 
+# The statements' text per set of column names, made (and the names checked) once for each.
+
+@functools.lru_cache(maxsize=1024)
+def matching(columns: tuple[str, ...]) -> str:
+    return " AND ".join(f"{column} = ?" for column in identifiers(columns))
+
+
+@functools.lru_cache(maxsize=1024)
+def assigning(columns: tuple[str, ...]) -> str:
+    return "".join(f"{column} = ?, " for column in identifiers(columns))
+
+
+@functools.lru_cache(maxsize=1024)
+def inserting(table: str, columns: tuple[str, ...]) -> str:
+    return f"INSERT INTO {table} ({', '.join(identifiers(columns))}) VALUES ({', '.join('?' * len(columns))})"
+
+
 def conditions(equals: dict) -> tuple[str, tuple]:
-    return " AND ".join(f"{column} = ?" for column in identifiers(equals)), tuple(equals.values())
+    return matching(tuple(equals)), tuple(equals.values())
 
 
 class Repository:
@@ -62,8 +80,7 @@ class Repository:
         row with that key is kept as it is. Returns the values inserted."""
         stamp = utc_text()
         row = {"created_at": stamp, "updated_at": stamp, "version": 1, **values}
-        columns = identifiers(row)
-        sql = f"INSERT INTO {self.table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        sql = inserting(self.table, tuple(row))
         if if_absent:
             sql += self.database.insert_keeping(self.key)
         await self._execute(sql, tuple(row.values()), tx)
@@ -90,9 +107,8 @@ class Repository:
         return {**row, **changes, "version": row["version"] + 1, "updated_at": stamp}
 
     async def _update(self, equals: dict, changes: dict, stamp: str, tx: Executor | None) -> int:
-        assignments = "".join(f"{column} = ?, " for column in identifiers(changes))
         where, params = conditions(equals)
-        sql = f"UPDATE {self.table} SET {assignments}version = version + 1, updated_at = ? WHERE {where}"
+        sql = f"UPDATE {self.table} SET {assigning(tuple(changes))}version = version + 1, updated_at = ? WHERE {where}"
         return await self._execute(sql, (*changes.values(), stamp, *params), tx)
 
     async def delete_where(self, equals: dict, *, tx: Executor | None = None) -> int:
