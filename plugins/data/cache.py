@@ -5,9 +5,9 @@ Facebook" (NSDI 2013).
 
 - a hit is one `get` and returns the stored bytes as they are;
 - on a miss, concurrent callers in this process share one load (single flight), and across
-  processes a lease decides who loads: the loader `add`s a lease value to the key itself and
-  reads its cas token; everyone else waits briefly for the fill and re-reads the cache, going to
-  the database themselves only after LEASE_WAIT;
+  processes a lease decides who loads: the loader adds a lease value to the key itself and gets
+  its cas token in the same round trip (`lease`); everyone else waits briefly for the fill and
+  re-reads the cache, going to the database themselves only after LEASE_WAIT;
 - the fill is a `cas` against the lease. A write commits and then deletes the key
   (`invalidate`), which removes the lease too, so a fill that began before the write can no
   longer land after it: the stale-set race is closed by versioning the lease;
@@ -19,7 +19,7 @@ Facebook" (NSDI 2013).
   answers come from the database, never an error. Deletes that could not be done are retried until
   they succeed, so a stale value does not outlive the outage.
 
-The backends (`Memcached` in memcached.py, `MemoryCache` in memory.py) offer the eight
+The backends (`Memcached` in memcached.py, `MemoryCache` in memory.py) offer the seven
 operations of `Backend`.
 """
 from __future__ import annotations
@@ -59,8 +59,7 @@ class Backend(Protocol):
     async def start(self) -> None: ...
     async def close(self) -> None: ...
     async def get(self, key: bytes) -> bytes | None: ...
-    async def gets(self, key: bytes) -> tuple[bytes, int] | None: ...  # the value and its cas token
-    async def add(self, key: bytes, value: bytes, ttl: int) -> bool: ...  # False: the key exists
+    async def lease(self, key: bytes, value: bytes, ttl: int) -> int | None: ...  # added, its cas token; None: the key exists
     async def cas(self, key: bytes, value: bytes, token: int, ttl: int) -> bool: ...  # False: changed or gone
     async def set(self, key: bytes, value: bytes, ttl: int) -> None: ...
     async def delete(self, *keys: bytes) -> None: ...  # those of one node in one round trip
@@ -224,15 +223,7 @@ class Cache:
 
     async def _lease(self, key: bytes) -> int | None:
         """The cas token of a lease this caller now holds on key, or None if someone else holds it."""
-        token = LEASE + os.urandom(8)
-        if not await self._op(self.backend.add, key, token, LEASE_SECONDS):
-            return None
-        try:
-            item = await self._op(self.backend.gets, key)
-        except Unavailable:
-            await self._delete(key)  # a lease nobody will fill would hold every reader of key back
-            raise
-        return item[1] if item is not None and item[0] == token else None
+        return await self._op(self.backend.lease, key, LEASE + os.urandom(8), LEASE_SECONDS)
 
     async def _await_fill(self, key: bytes, deadline: float) -> bytes | None:
         pause = 0.002

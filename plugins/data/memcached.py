@@ -85,16 +85,20 @@ class Memcached:
         item = await self._client.get(key)
         return item.value if item is not None else None
 
-    async def gets(self, key: bytes) -> tuple[bytes, int] | None:
-        item = await self._client.gets(key)
-        return (item.value, item.cas) if item is not None else None
-
-    async def add(self, key: bytes, value: bytes, ttl: int) -> bool:
-        try:
-            await self._client.add(key, value, exptime=ttl)
-            return True
-        except emcache.NotStoredStorageCommandError:
-            return False
+    async def lease(self, key: bytes, value: bytes, ttl: int) -> int | None:
+        """`value` stored if the key has none, and its cas token; None if the key holds something. One
+        round trip: memcached's meta set in add mode, answering the cas (memcached 1.6; emcache has no
+        meta commands, so the line is written on one of its connections, see `_command`)."""
+        if not cyemcache.is_key_valid(key):
+            raise ValueError("a key memcached cannot take")
+        answer = await self._command(self._client._cluster.pick_node(key),
+                                     b"ms %b %d T%d ME c\r\n%b\r\n" % (key, len(value), ttl, value))
+        status, *flags = answer.split()
+        if status == b"NS":
+            return None
+        if status != b"HD":
+            raise emcache.CommandError(f"ms answered {answer!r}")
+        return next(int(flag[1:]) for flag in flags if flag.startswith(b"c"))
 
     async def cas(self, key: bytes, value: bytes, token: int, ttl: int) -> bool:
         try:
@@ -109,8 +113,7 @@ class Memcached:
     async def delete(self, *keys: bytes) -> None:
         """The keys gone, those of one node in one round trip: each but the last sent `noreply`, and
         the last acknowledged, which memcached does after the others (a connection's commands run in
-        order). emcache has no multi-key delete, so this writes the commands itself on one of its
-        connections, under its timeout, as its own `delete` does (emcache is pinned)."""
+        order). emcache has no multi-key delete: see `_command`."""
         client = self._client
         if len(keys) == 1:
             try:
@@ -122,11 +125,16 @@ class Memcached:
             raise ValueError("a key memcached cannot take")
         for node, on_node in client._cluster.pick_nodes(keys).items():
             commands = b"".join(b"delete %b noreply\r\n" % key for key in on_node[:-1]) + b"delete %b\r\n" % on_node[-1]
-            async with OpTimeout(self.timeout, client._loop):
-                async with node.connection() as connection:
-                    result = await connection._extract_one_line_data(commands)
+            result = await self._command(node, commands)
             if result not in (DELETED, NOT_FOUND):
                 raise emcache.CommandError(f"delete answered {result!r}")
+
+    async def _command(self, node, data: bytes) -> bytes:
+        """What emcache 1.3.3 (pinned) does for one of its own commands, for commands it lacks: `data`
+        written on one of its connections to `node` under its timeout, and the one-line answer."""
+        async with OpTimeout(self.timeout, self._client._loop):
+            async with node.connection() as connection:
+                return await connection._extract_one_line_data(data)
 
     async def incr(self, key: bytes, delta: int, ttl: int) -> int:
         try:

@@ -41,15 +41,11 @@ class MemoryCache:
         self._items.move_to_end(key)
         return entry[0]
 
-    async def gets(self, key: bytes) -> tuple[bytes, int] | None:
-        entry = self._live(key)
-        return (entry[0], entry[2]) if entry is not None else None
-
-    async def add(self, key: bytes, value: bytes, ttl: int) -> bool:
+    async def lease(self, key: bytes, value: bytes, ttl: int) -> int | None:
         if self._live(key) is not None:
-            return False
+            return None
         self._store(key, value, ttl)
-        return True
+        return self._items[key][2]
 
     async def cas(self, key: bytes, value: bytes, token: int, ttl: int) -> bool:
         entry = self._live(key)

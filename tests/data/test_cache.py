@@ -221,7 +221,7 @@ async def test_several_keys_are_deleted_in_one_round_trip_and_the_connection_sta
         await backend.delete(keys[1], keys[0])  # only misses: still one acknowledged answer
         # On the one connection, every later answer is its own command's (no unread reply is left).
         await backend.set(keys[1], b"b", 60)
-        assert await backend.get(keys[1]) == b"b" and await backend.add(keys[1], b"x", 60) is False
+        assert await backend.get(keys[1]) == b"b" and await backend.lease(keys[1], b"x", 60) is None
     finally:
         await backend.close()
 
@@ -247,3 +247,23 @@ async def test_invalidating_several_keys_makes_each_load_again(caches):
         await first.fetch(key, Loader(b"old"))
     await second.invalidate(*keys)
     assert [await first.fetch(key, Loader(b"new")) for key in keys] == [b"new"] * 3
+
+
+@pytest.fixture(params=["memory", "memcached"])
+async def backend(request, memcached_server):
+    store = MemoryCache(100) if request.param == "memory" else \
+        Memcached(f"memcached://{memcached_server.address}", timeout=0.5, max_connections=1)
+    await store.start()
+    yield store
+    await store.close()
+
+
+async def test_a_lease_is_taken_once_and_its_token_fills_the_key_until_a_write_deletes_it(backend, key):
+    token = await backend.lease(key, b"\x00lease:\r\nbinary", 5)  # the value is sent by its length
+    assert token is not None and await backend.get(key) == b"\x00lease:\r\nbinary"
+    assert await backend.lease(key, b"\x00lease:other", 5) is None  # someone holds it: no token
+    assert await backend.cas(key, b"filled", token, 60) and await backend.get(key) == b"filled"
+    second = await backend.lease(cache_key("lease", "second"), b"\x00lease:2", 5)
+    await backend.delete(cache_key("lease", "second"))  # a write came between the lease and the fill
+    assert await backend.cas(cache_key("lease", "second"), b"stale", second, 60) is False
+    assert await backend.get(cache_key("lease", "second")) is None
