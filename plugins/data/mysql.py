@@ -128,14 +128,17 @@ class Session:
             return list(await cursor.fetchall())
         return cursor.rowcount
 
-    async def execute(self, sql: str, params: Params = ()) -> int:
-        return await self._run(sql, params, "count")
+    # The statement's own coroutine handed back (each frame between a handler and the socket is
+    # resumed on every wait).
 
-    async def fetch_one(self, sql: str, params: Params = ()) -> dict | None:
-        return await self._run(sql, params, "one")
+    def execute(self, sql: str, params: Params = ()) -> Awaitable[int]:
+        return self._run(sql, params, "count")
 
-    async def fetch_all(self, sql: str, params: Params = ()) -> list[dict]:
-        return await self._run(sql, params, "all")
+    def fetch_one(self, sql: str, params: Params = ()) -> Awaitable[dict | None]:
+        return self._run(sql, params, "one")
+
+    def fetch_all(self, sql: str, params: Params = ()) -> Awaitable[list[dict]]:
+        return self._run(sql, params, "all")
 
 
 async def begin(connection: aiomysql.Connection) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Iterable
+from typing import Awaitable, Iterable
 
 from plugins.data.api import Database, Executor, Row, encode_cursor, utc_text
 
@@ -54,16 +54,16 @@ class Repository:
         """The row `key`, and only if `owner` has it when the table has owners and one is given."""
         return {self.key: key} if owner is None or self.owner is None else {self.key: key, self.owner: owner}
 
-    async def find(self, key: str, owner: str | None = None, *, tx: Executor | None = None) -> Row | None:
+    def find(self, key: str, owner: str | None = None, *, tx: Executor | None = None) -> Awaitable[Row | None]:
         """The current row, from the writer."""
         where, params = conditions(self.scope(key, owner))
         executor = self.database if tx is None else tx
-        return await executor.fetch_one(f"SELECT * FROM {self.table} WHERE {where}", params)
+        return executor.fetch_one(f"SELECT * FROM {self.table} WHERE {where}", params)
 
-    async def lock(self, tx: Executor, key: str, owner: str | None = None) -> Row | None:
+    def lock(self, tx: Executor, key: str, owner: str | None = None) -> Awaitable[Row | None]:
         """The row, locked against other writers until `tx` ends."""
         where, params = conditions(self.scope(key, owner))
-        return await tx.fetch_one(f"SELECT * FROM {self.table} WHERE {where}{self.database.for_update}", params)
+        return tx.fetch_one(f"SELECT * FROM {self.table} WHERE {where}{self.database.for_update}", params)
 
     async def find_where(self, equals: dict, *, created_before: str | None = None, limit: int | None = None,
                          tx: Executor | None = None) -> list[Row]:
@@ -86,9 +86,9 @@ class Repository:
         await self._execute(sql, tuple(row.values()), tx)
         return row
 
-    async def update_where(self, equals: dict, changes: dict, *, tx: Executor | None = None) -> int:
+    def update_where(self, equals: dict, changes: dict, *, tx: Executor | None = None) -> Awaitable[int]:
         """Set `changes` on the rows matching `equals`, as a new version; the count of rows changed."""
-        return await self._update(equals, changes, utc_text(), tx)
+        return self._update(equals, changes, utc_text(), tx)
 
     async def update(self, tx: Executor, row: Row, changes: dict) -> Row:
         """Set `changes` on a row `lock()`ed in `tx`; returns the row as it now is."""
@@ -106,18 +106,18 @@ class Repository:
             return None
         return {**row, **changes, "version": row["version"] + 1, "updated_at": stamp}
 
-    async def _update(self, equals: dict, changes: dict, stamp: str, tx: Executor | None) -> int:
+    def _update(self, equals: dict, changes: dict, stamp: str, tx: Executor | None) -> Awaitable[int]:
         where, params = conditions(equals)
         sql = f"UPDATE {self.table} SET {assigning(tuple(changes))}version = version + 1, updated_at = ? WHERE {where}"
-        return await self._execute(sql, (*changes.values(), stamp, *params), tx)
+        return self._execute(sql, (*changes.values(), stamp, *params), tx)
 
-    async def delete_where(self, equals: dict, *, tx: Executor | None = None) -> int:
+    def delete_where(self, equals: dict, *, tx: Executor | None = None) -> Awaitable[int]:
         where, params = conditions(equals)
-        return await self._execute(f"DELETE FROM {self.table} WHERE {where}", params, tx)
+        return self._execute(f"DELETE FROM {self.table} WHERE {where}", params, tx)
 
-    async def _execute(self, sql: str, params: tuple, tx: Executor | None) -> int:
+    def _execute(self, sql: str, params: tuple, tx: Executor | None) -> Awaitable[int]:
         """In the caller's transaction, or as a statement of its own (one statement is atomic)."""
-        return await (self.database if tx is None else tx).execute(sql, params)
+        return (self.database if tx is None else tx).execute(sql, params)
 
     async def page(self, owner: str, limit: int, cursor: list[str] | None, *, stale_ok: bool) -> tuple[list[Row], str | None]:
         """The owner's rows, newest first, and the cursor of the next page (None on the last)."""
