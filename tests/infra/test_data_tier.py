@@ -153,7 +153,8 @@ def test_memcached_in_transit_encryption():
     (https://docs.aws.amazon.com/AmazonElastiCache/latest/mem-ug/in-transit-encryption-mc.html)
     and "Amazon ElastiCache for Memcached supports encryption of data in transit" (What's New,
     2022-05-26): Memcached 1.6.12 and later, a cluster in a VPC, TransitEncryptionEnabled set when
-    the cluster is created. The app is told to use TLS by CACHE_URL."""
+    the cluster is created. The app is told to use TLS by CACHE_URL. (1.6 is also what the cache's
+    lease needs: memcached's meta set, "Meta Text Protocol", docs/infra.md.)"""
     t = load("region")
     (cache,) = resources(t, "AWS::ElastiCache::CacheCluster").values()
     p = cache["Properties"]
