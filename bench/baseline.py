@@ -32,6 +32,7 @@ import aiomysql
 import emcache
 from aiohttp import web
 
+from gateway.settings import load
 from plugins.data.api import utc_text
 from plugins.data.cache import cache_key
 from plugins.data.settings import DataSettings, memcached_nodes, mysql_params
@@ -133,7 +134,7 @@ async def write(request: web.Request) -> web.Response:
 SECRET = secrets.token_bytes(32)
 
 
-QUOTAS = MediaSettings().load({})  # the gateway's default quotas
+QUOTAS = load(MediaSettings)  # the gateway's quotas: its defaults, or the bench's environment
 QUOTA_ROWS: set[str] = set()  # callers whose quota row exists
 
 
