@@ -54,7 +54,10 @@ async def read_json(request: web.Request, timeout: float) -> object:
         raise Problem(400, "Bad Request", "The body is not valid JSON.") from None
 
 
-PLAIN = {fields.String: str, fields.Integer: int}  # exactly these types: subclasses may convert
+# Fields whose loaded and dumped value is the JSON value itself, of exactly this type (subclasses
+# may convert): bodies are loaded (`loader`) and views dumped (plugins/data/representations.py) without
+# marshmallow's machinery when every field is one of these.
+PLAIN = {fields.String: str, fields.Integer: int}
 
 
 def loader(schema: Schema):

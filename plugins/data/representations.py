@@ -8,13 +8,13 @@ import json
 import zlib
 from typing import Awaitable, Callable
 
-from marshmallow import Schema, fields, missing
+from marshmallow import Schema, missing
 
+from gateway.routing import PLAIN
 from plugins.data.api import Renderer, Row
 from plugins.data.cache import Cache, cache_key
 
 DEFAULT = "default"
-PLAIN = {fields.String: str, fields.Integer: int}  # exactly these types: subclasses may convert
 
 
 def plain_fields(schema: Schema, rendered) -> dict[str, type] | None:
