@@ -62,7 +62,13 @@ def rotate(mariadb, secrets, secret: str, password: str) -> list[int]:
         cursor.execute("SELECT id FROM information_schema.processlist WHERE user = 'gateway_app'")
         killed = [row[0] for row in cursor.fetchall()]
         for connection_id in killed:
-            cursor.execute("KILL CONNECTION %s", (connection_id,))
+            try:
+                cursor.execute("KILL CONNECTION %s", (connection_id,))
+            except pymysql.err.OperationalError as exc:
+                # 1094: it ended between the listing and its KILL (the app drops its idle connections
+                # once it sees one of them killed), which is what a KILL would have done
+                if exc.args[0] != 1094:
+                    raise
     return killed
 
 
