@@ -101,45 +101,32 @@ class Session:
             self.expired = True
             self.task.cancel()
 
-    def _timed_out(self) -> bool:
-        """Whether the task's cancellation is the watchdog's alone (a timeout, not a cancellation)."""
-        return self.expired and self.task.uncancel() == 0
-
     async def within(self, seconds: float, operation: Awaitable[T]) -> T:
         self.running[self] = self.clock() + seconds
         try:
             return await operation
         except asyncio.CancelledError:
-            if self._timed_out():
+            if self.expired and self.task.uncancel() == 0:  # ours alone: a timeout, not a cancellation
                 raise TimeoutError(f"no answer within {seconds:g} s") from None
             raise
         finally:
             del self.running[self]
 
-    async def _run(self, sql: str, params: Params, fetch: str):
-        """A statement `within` its timeout, written out here: a frame less on every wait."""
-        self.running[self] = self.clock() + self.timeout
-        try:
-            control = CONTROL.get(sql)
-            if control is not None:
-                await control(self.connection)
-                return 0
-            cursor = self.cursor
-            if cursor is None:  # one for the session's statements (each result is read whole before the next)
-                cursor = self.cursor = await self.connection.cursor(aiomysql.DictCursor)
-            # without parameters the SQL goes as written (pymysql would %-format it otherwise)
-            await cursor.execute(paramstyle(sql), tuple(params)) if params else await cursor.execute(sql)
-            if fetch == "one":
-                return await cursor.fetchone()
-            if fetch == "all":
-                return list(await cursor.fetchall())
-            return cursor.rowcount
-        except asyncio.CancelledError:
-            if self._timed_out():
-                raise TimeoutError(f"no answer within {self.timeout:g} s") from None
-            raise
-        finally:
-            del self.running[self]
+    def _run(self, sql: str, params: Params, fetch: str) -> Awaitable:
+        control = CONTROL.get(sql)  # aiomysql's own begin() or commit(): an OK packet, no result set
+        return self.within(self.timeout, control(self.connection) if control else self._statement(sql, params, fetch))
+
+    async def _statement(self, sql: str, params: Params, fetch: str):
+        cursor = self.cursor
+        if cursor is None:  # one for the session's statements (each result is read whole before the next)
+            cursor = self.cursor = await self.connection.cursor(aiomysql.DictCursor)
+        # without parameters the SQL goes as written (pymysql would %-format it otherwise)
+        await cursor.execute(paramstyle(sql), tuple(params)) if params else await cursor.execute(sql)
+        if fetch == "one":
+            return await cursor.fetchone()
+        if fetch == "all":
+            return list(await cursor.fetchall())
+        return cursor.rowcount
 
     # The statement's own coroutine handed back (each frame between a handler and the socket is
     # resumed on every wait).
