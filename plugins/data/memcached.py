@@ -42,6 +42,13 @@ def fail_lost_batches() -> None:
 fail_lost_batches()
 
 
+def checked(*keys: bytes) -> tuple[bytes, ...]:
+    """The keys, if memcached can take each (a malformed line would be answered, `noreply` or not)."""
+    if not all(cyemcache.is_key_valid(key) for key in keys):
+        raise ValueError("a key memcached cannot take")
+    return keys
+
+
 class Memcached:
     """emcache with autobatching (concurrent gets become one multi-get per node), a timeout on every
     operation, several nodes by rendezvous hashing, and ElastiCache auto discovery."""
@@ -89,9 +96,7 @@ class Memcached:
         """`value` stored if the key has none, and its cas token; None if the key holds something. One
         round trip: memcached's meta set in add mode, answering the cas (memcached 1.6; emcache has no
         meta commands, so the line is written on one of its connections, see `_command`)."""
-        if not cyemcache.is_key_valid(key):
-            raise ValueError("a key memcached cannot take")
-        answer = await self._command(self._client._cluster.pick_node(key),
+        answer = await self._command(self._client._cluster.pick_node(*checked(key)),
                                      b"ms %b %d T%d ME c\r\n%b\r\n" % (key, len(value), ttl, value))
         status, *flags = answer.split()
         if status == b"NS":
@@ -114,16 +119,7 @@ class Memcached:
         """The keys gone, those of one node in one round trip: each but the last sent `noreply`, and
         the last acknowledged, which memcached does after the others (a connection's commands run in
         order). emcache has no multi-key delete: see `_command`."""
-        client = self._client
-        if len(keys) == 1:
-            try:
-                await client.delete(keys[0])
-            except emcache.NotFoundCommandError:
-                pass
-            return
-        if not all(cyemcache.is_key_valid(key) for key in keys):  # a malformed noreply line is answered
-            raise ValueError("a key memcached cannot take")
-        for node, on_node in client._cluster.pick_nodes(keys).items():
+        for node, on_node in self._client._cluster.pick_nodes(checked(*keys)).items():
             commands = b"".join(b"delete %b noreply\r\n" % key for key in on_node[:-1]) + b"delete %b\r\n" % on_node[-1]
             result = await self._command(node, commands)
             if result not in (DELETED, NOT_FOUND):

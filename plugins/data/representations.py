@@ -9,6 +9,7 @@ import zlib
 from typing import Awaitable, Callable
 
 from marshmallow import Schema, missing
+from marshmallow.decorators import POST_DUMP, PRE_DUMP
 
 from gateway.routing import PLAIN
 from plugins.data.api import Renderer, Row
@@ -21,7 +22,7 @@ def plain_fields(schema: Schema, rendered) -> dict[str, type] | None:
     """The fields of a view (those no renderer makes) whose dump is the row's value under the same
     name, text or an integer as it is; None when marshmallow must dump the view (any other field,
     a hook, a default, a rename). marshmallow's dump of a profile is ~79k instructions, the copy ~10k."""
-    if any(schema._hooks.get(hook) for hook in ("pre_dump", "post_dump")):
+    if any(schema._hooks.get(hook) for hook in (PRE_DUMP, POST_DUMP)):
         return None
     plain = {}
     for name, field in schema.dump_fields.items():

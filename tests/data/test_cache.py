@@ -219,6 +219,9 @@ async def test_several_keys_are_deleted_in_one_round_trip_and_the_connection_sta
         assert operations() - before == 1
         assert [await backend.get(key) for key in keys] == [None, None, None]
         await backend.delete(keys[1], keys[0])  # only misses: still one acknowledged answer
+        before = operations()
+        await backend.delete(keys[2])  # one key, not there: the same path, one operation, no error
+        assert operations() - before == 1
         # On the one connection, every later answer is its own command's (no unread reply is left).
         await backend.set(keys[1], b"b", 60)
         assert await backend.get(keys[1]) == b"b" and await backend.lease(keys[1], b"x", 60) is None
