@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import replace
+from typing import Awaitable
 
 from aiohttp import web
 from marshmallow import RAISE, Schema, ValidationError, fields, missing
@@ -33,25 +34,48 @@ def lone_surrogates(payload: dict) -> dict[str, list[str]]:
             for name, value in payload.items() if not (utf8(name) and storable(value))}
 
 
-async def read_json(request: web.Request, timeout: float) -> object:
-    if request.content_type != "application/json":
-        raise Problem(415, "Unsupported Media Type", "Send the body as application/json.")
-    if request.content.is_eof():  # the whole body came with the headers (as a phone's small JSON does)
-        raw = await request.read()
-    else:
-        try:
-            # A client trickling its body holds only its own request, and not for long. (asyncio.timeout,
-            # not wait_for, which in Python 3.11 makes a task of every read.)
-            async with asyncio.timeout(timeout):
-                raw = await request.read()
-        except TimeoutError:
-            raise Problem(408, "Request Timeout", f"The body did not arrive within {timeout:g} seconds.") from None
+# Made once: json.loads with a hook makes a new decoder (and its scanner) on every call.
+STRICT_JSON = json.JSONDecoder(object_pairs_hook=unique_names)
+
+
+def json_object(raw: bytes) -> dict:
+    """The body as a JSON object, read as json.loads reads bytes (UTF-8, -16 or -32); 400 when it
+    is not JSON or names a member twice, 422 when it is not an object or a field holds a lone
+    surrogate."""
     try:
-        return json.loads(raw, object_pairs_hook=unique_names)
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+        payload = STRICT_JSON.decode(text)
     except DuplicateName:
         raise Problem(400, "Bad Request", "The body names a member twice.") from None
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise Problem(400, "Bad Request", "The body is not valid JSON.") from None
+    if not isinstance(payload, dict):
+        raise Problem(422, "Unprocessable Content", "The body must be a JSON object.")
+    # A lone surrogate comes from a \u escape or from bytes that encode one: a text with neither
+    # has none, and its fields need no look.
+    if ("\\u" in text or not (text.isascii() or utf8(text))) and (errors := lone_surrogates(payload)):
+        raise ValidationProblem(errors)
+    return payload
+
+
+def received(request: web.Request) -> bytes | None:
+    """The body when all of it has arrived (a phone's small JSON comes with the headers; its declared
+    length is within the route's limit, which the core checked), else None; 415 unless it is JSON."""
+    if request.content_type != "application/json":
+        raise Problem(415, "Unsupported Media Type", "Send the body as application/json.")
+    if request.content.is_eof() and request.content_length is not None:
+        return request.content.read_nowait()
+    return None
+
+
+async def arriving(request: web.Request, timeout: float) -> bytes:
+    """The rest of a body still on its way. A client trickling it holds only its own request, and not
+    for long. (asyncio.timeout, not wait_for, which in Python 3.11 makes a task of every read.)"""
+    try:
+        async with asyncio.timeout(timeout):
+            return await request.read()
+    except TimeoutError:
+        raise Problem(408, "Request Timeout", f"The body did not arrive within {timeout:g} seconds.") from None
 
 
 # Fields whose loaded and dumped value is the JSON value itself, of exactly this type (subclasses
@@ -99,28 +123,34 @@ def loader(schema: Schema):
     return load
 
 
+def validated(load, data):
+    try:
+        return load(data)
+    except ValidationError as exc:
+        raise ValidationProblem(exc.messages) from None
+
+
 def validating(spec: RouteSpec, body_timeout: float):
-    """Wrap the handler only when it has something to validate: other routes cost nothing extra."""
+    """Wrap the handler only when it has something to validate: other routes cost nothing extra. A
+    body that has arrived whole is read without a coroutine of this wrapper's (each frame between a
+    handler and the socket is resumed on every wait)."""
     if spec.body is None and spec.query is None:
         return spec.handler
     load_body = loader(spec.body()) if spec.body else None
-    query_schema = spec.query() if spec.query else None
+    load_query = spec.query().load if spec.query else None
 
-    async def handler(request: web.Request) -> web.StreamResponse:
-        inputs = {}
-        try:
-            if query_schema is not None:
-                inputs["query"] = query_schema.load(request.query)
-            if load_body is not None:
-                payload = await read_json(request, body_timeout)
-                if not isinstance(payload, dict):
-                    raise Problem(422, "Unprocessable Content", "The body must be a JSON object.")
-                if errors := lone_surrogates(payload):
-                    raise ValidationProblem(errors)
-                inputs["body"] = load_body(payload)
-        except ValidationError as exc:
-            raise ValidationProblem(exc.messages) from None
+    async def when_arrived(request: web.Request, inputs: dict) -> web.StreamResponse:
+        inputs["body"] = validated(load_body, json_object(await arriving(request, body_timeout)))
         return await spec.handler(request, **inputs)
+
+    def handler(request: web.Request) -> Awaitable[web.StreamResponse]:
+        inputs = {} if load_query is None else {"query": validated(load_query, request.query)}
+        if load_body is not None:
+            raw = received(request)
+            if raw is None:
+                return when_arrived(request, inputs)
+            inputs["body"] = validated(load_body, json_object(raw))
+        return spec.handler(request, **inputs)
 
     return handler
 
