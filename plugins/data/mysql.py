@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from typing import AsyncIterator, Awaitable, TypeVar
+from typing import AsyncIterator, Awaitable
 
 import aiomysql
 import pymysql
@@ -32,7 +32,6 @@ LOST = {1927, 2003, 2006, 2013, 2055}  # 1927: this connection was killed
 ACCESS_DENIED = 1045
 INSECURE_TRANSPORT = 3159  # MySQL's refusal under require_secure_transport; MariaDB answers 1045
 READ_ONLY = {1290, 1792, 1836}
-T = TypeVar("T")
 MIGRATION_TIMEOUT = 900.0  # DDL on a large table takes long, but not forever
 LOCK_WAIT_SECONDS = 120
 
@@ -80,20 +79,33 @@ def paramstyle(sql: str) -> str:
 
 class Session:
     """Statements on one connection, each under its timeout, and the wait for that connection under
-    the connect timeout. What is being waited for is listed in `running` with the time it is due;
-    the database's watchdog cancels it once that time has passed (at most a quarter of the timeout
-    late), and the cancellation arrives here as TimeoutError. Time between statements does not
-    count. An asyncio Timeout armed and disarmed around each statement cost two event-loop timers
-    (~20k instructions) per statement."""
+    the connect timeout. While checked out the session is listed in its database's `running`, with
+    `due`, when what it waits for is due, set as the wait or each statement starts. The database's
+    watchdog cancels a session past due that is still waiting for the database, for a connection
+    or for a statement's answer (not the caller's own work between statements), at most a quarter of
+    the timeout late, and its Checkout turns that cancellation into TimeoutError. No coroutine of
+    ours runs around a statement: an asyncio Timeout around each cost two event-loop timers (~20k
+    instructions), and each frame between a handler and the socket is resumed on every wait."""
 
-    def __init__(self, timeout: float, running: dict[Session, float]) -> None:
+    __slots__ = ("connection", "timeout", "clock", "task", "due", "expired", "cursor")
+
+    def __init__(self, timeout: float, connect_timeout: float) -> None:
         self.connection: aiomysql.Connection | None = None
         self.timeout = timeout
-        self.running = running
         self.clock = asyncio.get_running_loop().time
         self.task = asyncio.current_task()
+        self.due = self.clock() + connect_timeout
         self.expired = False
         self.cursor: aiomysql.DictCursor | None = None
+
+    def waiting(self) -> bool:
+        """Whether the session waits for the database: for a connection, or for an answer (asyncio's
+        StreamReader, which aiomysql reads, holds a waiter only while a read waits)."""
+        connection = self.connection
+        if connection is None:
+            return True
+        reader = connection._reader
+        return reader is not None and reader._waiter is not None
 
     def expire(self) -> None:
         """The watchdog's call: what the session waits for has run past its time (cancelled once)."""
@@ -101,35 +113,31 @@ class Session:
             self.expired = True
             self.task.cancel()
 
-    async def within(self, seconds: float, operation: Awaitable[T]) -> T:
-        self.running[self] = self.clock() + seconds
-        try:
-            return await operation
-        except asyncio.CancelledError:
-            if self.expired and self.task.uncancel() == 0:  # ours alone: a timeout, not a cancellation
-                raise TimeoutError(f"no answer within {seconds:g} s") from None
-            raise
-        finally:
-            del self.running[self]
+    def timeout_or(self, exc: BaseException) -> BaseException:
+        """TimeoutError for the watchdog's cancellation, when it alone cancelled the task; any other
+        exception (a caller's cancellation too) as it is."""
+        if isinstance(exc, asyncio.CancelledError) and self.expired and self.task.uncancel() == 0:
+            self.expired = False
+            return TimeoutError("no answer in time")
+        return exc
 
     def _run(self, sql: str, params: Params, fetch: str) -> Awaitable:
+        self.due = self.clock() + self.timeout
         control = CONTROL.get(sql)  # aiomysql's own begin() or commit(): an OK packet, no result set
-        return self.within(self.timeout, control(self.connection) if control else self._statement(sql, params, fetch))
-
-    async def _statement(self, sql: str, params: Params, fetch: str):
+        if control is not None:
+            return control(self.connection)
         cursor = self.cursor
         if cursor is None:  # one for the session's statements (each result is read whole before the next)
-            cursor = self.cursor = await self.connection.cursor(aiomysql.DictCursor)
+            cursor = self.cursor = aiomysql.DictCursor(self.connection, self.connection.echo)
         # without parameters the SQL goes as written (pymysql would %-format it otherwise)
-        await cursor.execute(paramstyle(sql), tuple(params)) if params else await cursor.execute(sql)
-        if fetch == "one":
-            return await cursor.fetchone()
-        if fetch == "all":
-            return list(await cursor.fetchall())
-        return cursor.rowcount
+        statement = cursor.execute(paramstyle(sql), tuple(params)) if params else cursor.execute(sql)
+        return statement if fetch == "count" else self._fetched(statement, fetch)  # execute() answers the count
 
-    # The statement's own coroutine handed back (each frame between a handler and the socket is
-    # resumed on every wait).
+    async def _fetched(self, statement: Awaitable, fetch: str):
+        await statement
+        if fetch == "one":
+            return await self.cursor.fetchone()
+        return list(await self.cursor.fetchall())
 
     def execute(self, sql: str, params: Params = ()) -> Awaitable[int]:
         return self._run(sql, params, "count")
@@ -162,14 +170,17 @@ class Checkout:
     async def __aenter__(self) -> Session:
         database, pool = self.database, self.pool
         database.waits += database._queues[pool].locked()
-        session = self.session = Session(self.timeout, database._running)
+        session = self.session = Session(self.timeout, database.settings.connect_timeout)
+        database._running.add(session)
         try:
-            session.connection = await session.within(database.settings.connect_timeout, database._queued(pool))
-        except Exception as exc:
-            unavailable = database._unavailable(pool, exc)
+            session.connection = await database._queued(pool)
+        except BaseException as exc:
+            database._running.discard(session)
+            failure = session.timeout_or(exc)
+            unavailable = database._unavailable(pool, failure) if isinstance(failure, Exception) else failure
             if unavailable is exc:
                 raise
-            raise unavailable from exc
+            raise unavailable from failure
         if self.transaction:
             try:
                 await session.execute("BEGIN")
@@ -181,20 +192,22 @@ class Checkout:
     async def __aexit__(self, exc_type, exc, traceback) -> None:
         database, pool, session = self.database, self.pool, self.session
         connection = session.connection
-        raised = None  # a failure of the exit itself (COMMIT), to raise in place of the clean exit
+        raised = None  # a failure of the exit itself (COMMIT), or a timeout, to raise in place of the exit
+        if exc is not None and (failure := session.timeout_or(exc)) is not exc:
+            exc = raised = failure
         try:
-            if self.transaction:
-                if exc is None:
-                    try:
-                        await session.execute("COMMIT")
-                    except BaseException as failed:
-                        exc = raised = failed
-                if exc is not None and not connection.closed:
-                    try:
-                        async with asyncio.timeout(self.timeout):
-                            await connection.rollback()
-                    except Exception:
-                        connection.close()
+            if self.transaction and exc is None:
+                try:
+                    await session.execute("COMMIT")
+                except BaseException as failed:
+                    exc = raised = session.timeout_or(failed)
+            database._running.discard(session)  # its waits are over: the rollback has a timeout of its own
+            if self.transaction and exc is not None and not connection.closed:
+                try:
+                    async with asyncio.timeout(self.timeout):
+                        await connection.rollback()
+                except Exception:
+                    connection.close()
             if exc is not None and is_broken(exc):
                 connection.close()
                 if error_code(exc) in LOST | READ_ONLY:
@@ -226,7 +239,7 @@ class MySQLDatabase:
         self._reader: aiomysql.Pool | None = None
         self.replica = settings.database_read_url is not None
         self._tls: dict[aiomysql.Pool, bool] = {}
-        self._running: dict[Session, float] = {}  # the statements in flight, and when each is due
+        self._running: set[Session] = set()  # the sessions checked out (Session)
         self._watchdog: asyncio.Task | None = None
         self.secret: SecretsManager | None = None
         self.credentials: Credentials | None = None
@@ -252,7 +265,7 @@ class MySQLDatabase:
         while True:
             await asyncio.sleep(min(self.settings.query_timeout, self.settings.connect_timeout) / 4)
             now = clock()
-            for session in [session for session, due in self._running.items() if due <= now]:
+            for session in [session for session in self._running if session.due <= now and session.waiting()]:
                 session.expire()
 
     async def _pool(self, url: str) -> aiomysql.Pool:
