@@ -116,11 +116,8 @@ class Limiter:
         return budget
 
     async def flush(self) -> None:
-        """Sends the counts worth sending and learns the fleet's totals; past windows are dropped."""
+        """Sends the counts worth sending and learns the fleet's totals."""
         window = self.window
-        for budget in self.budgets:
-            for caller in [caller for caller, count in budget.counts.items() if count.window != window]:
-                del budget.counts[caller]
         counts = [count for count in self.due if count.window == window]
         self.due.clear()
         if not counts:
@@ -151,10 +148,16 @@ class Limiter:
                         if failed else None)
 
     def _turn(self) -> None:
-        """Recomputes `window` from the wall clock and comes back at the window's end (or at once
-        after firing a little early: the loop's timers run on a monotonic clock)."""
+        """Recomputes `window` from the wall clock, dropping the past window's counts once it has
+        turned (not on every flush: a scan of every caller's count, five times a second), and comes
+        back at the window's end (or at once after firing a little early: the loop's timers run on a
+        monotonic clock)."""
         now = wall_clock()
-        self.window = int(now // self.window_seconds)
+        window = int(now // self.window_seconds)
+        if window != self.window:
+            self.window = window
+            for budget in self.budgets:
+                budget.counts.clear()
         self._turning = asyncio.get_running_loop().call_later(self.window_seconds - now % self.window_seconds,
                                                               self._turn)
 

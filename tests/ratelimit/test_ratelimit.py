@@ -149,7 +149,8 @@ def test_bad_settings_are_refused_by_name(variable, value, base_env):
 
 
 async def test_the_window_turns_at_its_end_and_a_used_up_caller_starts_afresh(limited, user, monkeypatch):
-    """The window is kept by a timer at each window's end, not read from the clock per request."""
+    """The window is kept by a timer at each window's end, not read from the clock per request; the
+    past window's counts go when it turns."""
     from plugins.ratelimit import limiter as module
 
     first = WINDOW * 123457  # a window of this test's own, 1 ms from its end
@@ -160,4 +161,5 @@ async def test_the_window_turns_at_its_end_and_a_used_up_caller_starts_afresh(li
     assert await statuses(app, "GET", "/v1/me", headers, count=3) == [200, 200, 429]
     clock[0] = first + WINDOW  # the timer, due in 1 ms, finds the next window
     await eventually(lambda: limiter_of(app).window == first // WINDOW + 1, what="the window turned")
+    assert [budget.counts for budget in limiter_of(app).budgets] == [{}, {}, {}]  # the past window's are gone
     assert await statuses(app, "GET", "/v1/me", headers, count=3) == [200, 200, 429]
