@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from typing import AsyncIterator, Awaitable
+from typing import AsyncIterator, Awaitable, Callable
 
 import aiomysql
 import pymysql
@@ -89,10 +89,10 @@ class Session:
 
     __slots__ = ("connection", "timeout", "clock", "task", "due", "expired", "cursor")
 
-    def __init__(self, timeout: float, connect_timeout: float) -> None:
+    def __init__(self, timeout: float, connect_timeout: float, clock: Callable[[], float]) -> None:
         self.connection: aiomysql.Connection | None = None
         self.timeout = timeout
-        self.clock = asyncio.get_running_loop().time
+        self.clock = clock
         self.task = asyncio.current_task()
         self.due = self.clock() + connect_timeout
         self.expired = False
@@ -170,7 +170,7 @@ class Checkout:
     async def __aenter__(self) -> Session:
         database, pool = self.database, self.pool
         database.waits += database._queues[pool].locked()
-        session = self.session = Session(self.timeout, database.settings.connect_timeout)
+        session = self.session = Session(self.timeout, database.settings.connect_timeout, database.clock)
         database._running.add(session)
         try:
             session.connection = await database._queued(pool)
@@ -257,11 +257,12 @@ class MySQLDatabase:
         # aiomysql lets a newcomer take a freed connection before the waiters it wakes, so under
         # sustained load some wait past the timeout while others are served: queue in order instead.
         self._queues = {pool: asyncio.Semaphore(self.settings.pool_max) for pool in {self._writer, self._reader}}
+        self.clock = asyncio.get_running_loop().time  # the watchdog's and every session's
         self._watchdog = asyncio.create_task(self._time_statements())
 
     async def _time_statements(self) -> None:
         """Every quarter of the shorter timeout, the waits due by now are cancelled (Session)."""
-        clock = asyncio.get_running_loop().time
+        clock = self.clock
         while True:
             await asyncio.sleep(min(self.settings.query_timeout, self.settings.connect_timeout) / 4)
             now = clock()

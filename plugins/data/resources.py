@@ -20,7 +20,7 @@ ACCOUNTS service's work (accounts.py).
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 from marshmallow import Schema, ValidationError
@@ -94,8 +94,8 @@ class Resource:
         self.reads += 1
         return await self.repository.find(key, owner)
 
-    async def data(self, row: Row, view: str = DEFAULT) -> dict:
-        return await self.representations.data(row, view)
+    def data(self, row: Row, view: str = DEFAULT) -> Awaitable[dict]:
+        return self.representations.data(row, view)
 
     async def written(self, key: str, owner: str | None = None) -> None:
         """After a write to this row commits (here or through the repository): drop its cached views."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Awaitable
 
 from marshmallow import Schema, fields
 
@@ -84,11 +85,13 @@ class Quotas:
             await self.quotas.insert({"owner": owner, "window_start": int(time.time()), "window_count": 0},
                                      if_absent=True)
 
-    async def _admit(self, tx: Executor, owner: str, size: int) -> bool:
+    def _admit(self, tx: Executor, owner: str, size: int) -> Awaitable[int]:
+        """The UPDATE counting the upload if the quotas allow it: the statement itself, awaited by the
+        caller (each frame between a handler and the socket is resumed on every wait); 1 if admitted."""
         now = int(time.time())
         expired = now - HOUR  # a window that started then or earlier is over
-        return bool(await tx.execute(ADMIT, (expired, expired, now, size, utc_text(), owner, expired, self.per_hour,
-                                             self.pending, size, self.bytes)))
+        return tx.execute(ADMIT, (expired, expired, now, size, utc_text(), owner, expired, self.per_hour,
+                                  self.pending, size, self.bytes))
 
     async def _recount(self, tx: Executor, quota: Row, size: int) -> Problem | None:
         """On the locked row the UPDATE refused: the counters set to the truth, and the upload
