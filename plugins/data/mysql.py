@@ -1,5 +1,5 @@
-"""MySQL (RDS in production, MariaDB in tests) through aiomysql pools, with one documented patch
-of aiomysql (`cache_column_definitions`, below).
+"""MySQL (RDS in production, MariaDB in tests) through aiomysql connections in first-come-first-served
+pools (plugins/data/pool.py), with one documented patch of aiomysql (`cache_column_definitions`, below).
 
 Every statement runs under a timeout. A connection that saw a timeout, a lost link (2006/2013) or
 a read-only error (an RDS failover has just moved the writer: 1290/1792/1836) is closed instead of
@@ -25,6 +25,7 @@ from aiomysql import connection as aiomysql_connection
 
 from plugins.data.api import DatabaseUnavailable, Params
 from plugins.data.migrator import Migrations
+from plugins.data.pool import Pool
 from plugins.data.secrets import Credentials, SecretsManager
 from plugins.data.settings import mysql_params
 
@@ -161,7 +162,7 @@ class Checkout:
 
     __slots__ = ("database", "pool", "timeout", "transaction", "session")
 
-    def __init__(self, database: MySQLDatabase, pool: aiomysql.Pool, timeout: float, transaction: bool) -> None:
+    def __init__(self, database: MySQLDatabase, pool: Pool, timeout: float, transaction: bool) -> None:
         self.database = database
         self.pool = pool
         self.timeout = timeout
@@ -169,11 +170,11 @@ class Checkout:
 
     async def __aenter__(self) -> Session:
         database, pool = self.database, self.pool
-        database.waits += database._queues[pool].locked()
+        database.waits += pool.turns.locked()
         session = self.session = Session(self.timeout, database.settings.connect_timeout, database.clock)
         database._running.add(session)
         try:
-            session.connection = await database._queued(pool)
+            session.connection = await database._checkout(pool)
         except BaseException as exc:
             database._running.discard(session)
             failure = session.timeout_or(exc)
@@ -211,7 +212,7 @@ class Checkout:
             if exc is not None and is_broken(exc):
                 connection.close()
                 if error_code(exc) in LOST | READ_ONLY:
-                    await database._discard_idle(pool)
+                    pool.clear()
                 if isinstance(exc, Exception):
                     database.errors += 1
                     raise DatabaseUnavailable(repr(exc)) from exc
@@ -219,7 +220,6 @@ class Checkout:
                 raise raised
         finally:
             pool.release(connection)
-            database._queues[pool].release()
 
 
 class MySQLDatabase:
@@ -235,10 +235,9 @@ class MySQLDatabase:
         self.migrations = migrations
         self.waits = 0  # requests that queued for a pooled connection
         self.errors = 0  # DatabaseUnavailable raised (503s, unless a read's retry succeeded)
-        self._writer: aiomysql.Pool | None = None
-        self._reader: aiomysql.Pool | None = None
+        self._writer: Pool | None = None
+        self._reader: Pool | None = None
         self.replica = settings.database_read_url is not None
-        self._tls: dict[aiomysql.Pool, bool] = {}
         self._running: set[Session] = set()  # the sessions checked out (Session)
         self._watchdog: asyncio.Task | None = None
         self.secret: SecretsManager | None = None
@@ -250,13 +249,10 @@ class MySQLDatabase:
                                            settings.secret_reread_interval)
 
     async def start(self) -> None:
-        # minsize 0: the process starts (and reports not ready) while the database is down
-        self._writer = await self._pool(self.settings.database_url)
-        self._reader = await self._pool(self.settings.database_read_url) if self.settings.database_read_url \
+        # no connection is opened yet: the process starts (and reports not ready) while the database is down
+        self._writer = self._pool(self.settings.database_url)
+        self._reader = self._pool(self.settings.database_read_url) if self.settings.database_read_url \
             else self._writer
-        # aiomysql lets a newcomer take a freed connection before the waiters it wakes, so under
-        # sustained load some wait past the timeout while others are served: queue in order instead.
-        self._queues = {pool: asyncio.Semaphore(self.settings.pool_max) for pool in {self._writer, self._reader}}
         self.clock = asyncio.get_running_loop().time  # the watchdog's and every session's
         self._watchdog = asyncio.create_task(self._time_statements())
 
@@ -269,71 +265,59 @@ class MySQLDatabase:
             for session in [session for session in self._running if session.due <= now and session.waiting()]:
                 session.expire()
 
-    async def _pool(self, url: str) -> aiomysql.Pool:
+    def _pool(self, url: str) -> Pool:
         recycle, params = self.settings.pool_recycle, mysql_params(url)
-        pool = await aiomysql.create_pool(
-            minsize=0, maxsize=self.settings.pool_max, pool_recycle=recycle,
-            connect_timeout=self.settings.connect_timeout, autocommit=True, charset="utf8mb4",
-            init_command=f"SET SESSION wait_timeout = {recycle + 60}", **params,
-        )
-        self._tls[pool] = params["ssl"] is not None
-        return pool
+        params.update(connect_timeout=self.settings.connect_timeout, autocommit=True, charset="utf8mb4",
+                      init_command=f"SET SESSION wait_timeout = {recycle + 60}")
+        return Pool(params, self.settings.pool_max, recycle, tls=params["ssl"] is not None)
 
     async def close(self) -> None:
         if self._watchdog is not None:
             self._watchdog.cancel()
         for pool in {self._writer, self._reader} - {None}:
-            pool.close()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.query_timeout):
-                    await pool.wait_closed()
+                    await pool.close()
         if self.secret is not None:
             await self.secret.close()
 
-    async def _acquire(self, pool: aiomysql.Pool) -> aiomysql.Connection:
+    async def _checkout(self, pool: Pool) -> aiomysql.Connection:
+        """A turn in `pool`'s queue and a connection for it: an idle one, else a new one."""
+        await pool.turns.acquire()
+        try:
+            return pool.take_idle() or await self._connect(pool)
+        except BaseException:
+            pool.release(None)
+            raise
+
+    async def _connect(self, pool: Pool) -> aiomysql.Connection:
         credentials = self.credentials
         version = credentials.version if credentials else 0
         try:
-            connection = await pool.acquire()
+            connection = await aiomysql.connect(**pool.params)
         except pymysql.err.OperationalError as exc:
             if credentials is None or error_code(exc) != ACCESS_DENIED or not await credentials.renew(version):
                 raise
             for each in {self._writer, self._reader}:
-                # aiomysql has no setter: its pool opens every new connection with these keyword arguments
-                each._conn_kwargs.update(user=credentials.user, password=credentials.password)
-            connection = await pool.acquire()
-        if self._tls[pool] and not connection._secure:  # aiomysql's own flag, set once TLS is up
+                each.params.update(user=credentials.user, password=credentials.password)
+            connection = await aiomysql.connect(**pool.params)
+        if pool.tls and not connection._secure:  # aiomysql's own flag, set once TLS is up
             connection.close()
-            pool.release(connection)
             raise DatabaseUnavailable("no connection: the server does not offer TLS, which the URL's tls option requires")
         return connection
 
-    async def _queued(self, pool: aiomysql.Pool) -> aiomysql.Connection:
-        queue = self._queues[pool]
-        await queue.acquire()
-        try:
-            return await self._acquire(pool)
-        except BaseException:
-            queue.release()
-            raise
-
-    def _session(self, pool: aiomysql.Pool, timeout: float, transaction: bool = False) -> Checkout:
+    def _session(self, pool: Pool, timeout: float, transaction: bool = False) -> Checkout:
         """A session on a connection of `pool` (one turn in its queue), each statement under `timeout`."""
         return Checkout(self, pool, timeout, transaction)
 
-    def _unavailable(self, pool: aiomysql.Pool, exc: Exception) -> Exception:
+    def _unavailable(self, pool: Pool, exc: Exception) -> Exception:
         """What a failure to get a connection is raised as."""
         if is_broken(exc) or isinstance(exc, pymysql.err.OperationalError):
             hint = " (a plaintext connection: if the server requires TLS, add ?tls=verify)" \
-                if not self._tls[pool] and error_code(exc) in (ACCESS_DENIED, INSECURE_TRANSPORT) else ""
+                if not pool.tls and error_code(exc) in (ACCESS_DENIED, INSECURE_TRANSPORT) else ""
             self.errors += 1
             return DatabaseUnavailable(f"no connection: {describe(exc)}{hint}")
         return exc
-
-    async def _discard_idle(self, pool: aiomysql.Pool) -> None:
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(1.0):
-                await pool.clear()
 
     async def _read(self, sql: str, params: Params, stale_ok: bool, fetch: str):
         pool = self._reader if stale_ok else self._writer
