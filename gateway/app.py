@@ -25,6 +25,7 @@ from gateway.routing import add_routes
 
 OPENAPI = web.AppKey("openapi", dict)
 CORE = web.AppKey("core_settings", SimpleNamespace)
+ACCESS_LOG = web.AppKey("access_log", AccessLog)
 
 
 @dataclass
@@ -92,7 +93,9 @@ def build(environ: Mapping[str, str] | None = None) -> Built:
     add_routes(app, registry, core.body_timeout_seconds, core_wrap)
     app[CHECKS] = tuple(registry.checks)
     app[OPENAPI] = openapi.build(registry)
-    app.cleanup_ctx.append(counter_lines(access_log.append))
+    app[ACCESS_LOG] = access_log
+    # exits run in reverse: the access log's final flush comes after the counter line's last line
+    app.cleanup_ctx.extend([access_log.context, counter_lines(access_log.append)])
     app.on_startup.append(freeze_heap)
     return Built(app, registry, core)
 

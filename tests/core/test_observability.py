@@ -17,12 +17,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 import plugins.media.backends.s3
 from devsupport.servers import free_port
-from gateway.app import build
+from gateway.app import ACCESS_LOG, build
 from gateway.metrics import METRICS
 from plugins.auth.issuer import LocalIssuer
 from plugins.health.routes import internal
 from tests.auth.helpers import CLIENT, POOL, REGION, Clock, JwksServer, bearer, claims, jwk, sign
-from tests.data.conftest import eventually
 
 AMZN = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -145,7 +144,8 @@ async def test_the_trace_header_is_on_the_access_line_when_it_is_safe(make_clien
                 lines[record["request_id"]] = record
         return len(lines) == len(cases)
 
-    await eventually(logged, what="an access line per request")
+    client.app[ACCESS_LOG].flush()
+    assert logged()
     assert {request_id: line.get("trace") for request_id, line in lines.items()} == {
         request_id: trace for request_id, (_, trace) in cases.items()}
 
