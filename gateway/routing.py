@@ -43,7 +43,9 @@ def json_object(raw: bytes) -> dict:
     is not JSON or names a member twice, 422 when it is not an object or a field holds a lone
     surrogate."""
     try:
-        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+        # an object's "{" then a non-zero byte is UTF-8 to json.detect_encoding (no BOM starts so)
+        encoding = "utf-8" if raw[:1] == b"{" and raw[1:2] != b"\x00" else json.detect_encoding(raw)
+        text = raw.decode(encoding, "surrogatepass")
         payload = STRICT_JSON.decode(text)
     except DuplicateName:
         raise Problem(400, "Bad Request", "The body names a member twice.") from None

@@ -88,7 +88,7 @@ class Session:
     ours runs around a statement: an asyncio Timeout around each cost two event-loop timers (~20k
     instructions), and each frame between a handler and the socket is resumed on every wait."""
 
-    __slots__ = ("connection", "timeout", "clock", "task", "due", "expired", "cursor")
+    __slots__ = ("connection", "timeout", "clock", "task", "due", "expired", "cursors")
 
     def __init__(self, timeout: float, connect_timeout: float, clock: Callable[[], float]) -> None:
         self.connection: aiomysql.Connection | None = None
@@ -97,7 +97,9 @@ class Session:
         self.task = asyncio.current_task()
         self.due = self.clock() + connect_timeout
         self.expired = False
-        self.cursor: aiomysql.DictCursor | None = None
+        # one for the rows, one for counts (each result is read whole before the next statement); a
+        # count's is plain, as DictCursor's turning rows into dicts is one more coroutine a statement
+        self.cursors: dict[bool, aiomysql.Cursor] = {}
 
     def waiting(self) -> bool:
         """Whether the session waits for the database: for a connection, or for an answer (asyncio's
@@ -127,18 +129,21 @@ class Session:
         control = CONTROL.get(sql)  # aiomysql's own begin() or commit(): an OK packet, no result set
         if control is not None:
             return control(self.connection)
-        cursor = self.cursor
-        if cursor is None:  # one for the session's statements (each result is read whole before the next)
-            cursor = self.cursor = aiomysql.DictCursor(self.connection, self.connection.echo)
+        counting = fetch == "count"
+        cursor = self.cursors.get(counting)
+        if cursor is None:
+            kind = aiomysql.Cursor if counting else aiomysql.DictCursor
+            cursor = self.cursors[counting] = kind(self.connection, self.connection.echo)
         # without parameters the SQL goes as written (pymysql would %-format it otherwise)
         statement = cursor.execute(paramstyle(sql), tuple(params)) if params else cursor.execute(sql)
-        return statement if fetch == "count" else self._fetched(statement, fetch)  # execute() answers the count
+        return statement if counting else self._fetched(cursor, statement, fetch)  # execute() answers the count
 
-    async def _fetched(self, statement: Awaitable, fetch: str):
+    @staticmethod
+    async def _fetched(cursor: aiomysql.DictCursor, statement: Awaitable, fetch: str):
         await statement
         if fetch == "one":
-            return await self.cursor.fetchone()
-        return list(await self.cursor.fetchall())
+            return await cursor.fetchone()
+        return list(await cursor.fetchall())
 
     def execute(self, sql: str, params: Params = ()) -> Awaitable[int]:
         return self._run(sql, params, "count")
