@@ -288,6 +288,8 @@ class MySQLDatabase:
 
     async def _checkout(self, pool: Pool) -> aiomysql.Connection:
         """A turn in `pool`'s queue and a connection for it: an idle one, else a new one."""
+        if pool.closing:  # its turns are all taken by close(): a wait would never end
+            raise DatabaseUnavailable("no connection: the database is closed")
         await pool.turns.acquire()
         try:
             return pool.take_idle() or await self._connect(pool)

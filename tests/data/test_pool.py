@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from plugins.data.api import DatabaseUnavailable
 from tests.data.conftest import eventually
 from tests.data.test_storage import opened
 
@@ -100,3 +103,5 @@ async def test_closing_waits_for_the_connections_out_and_closes_them_as_they_com
     held = await holding
     await closing
     assert held.closed and not database._writer.idle
+    with pytest.raises(DatabaseUnavailable, match="closed"):  # not a wait for a turn that never comes
+        await asyncio.wait_for(database.fetch_one("SELECT 1 AS one"), 10)
