@@ -115,6 +115,17 @@ async def test_an_account_deletion_takes_the_quota_row_with_it(start_app, media_
     assert await app.services[DATABASE].fetch_one("SELECT owner FROM media_quotas WHERE owner = ?", (sub,)) is None
 
 
+async def test_media_without_a_quota_row_are_counted_when_the_row_is_made(start_app, engine_env, caller):
+    """As a creation that commits between an account deletion's erasing of the media and of the quota
+    row leaves them (the token stays valid, so its owner may go on creating)."""
+    app = await start_app(engine_env)
+    auth, sub = caller()
+    await app.create(auth, "attachment")
+    await app.services[DATABASE].execute("DELETE FROM media_quotas WHERE owner = ?", (sub,))
+    assert (await app.client.post("/v1/media", json=BODY, headers=auth)).status == 201
+    assert await counted(app, sub) == await recounted(app, sub) == (2, 2 * len(JPEG))
+
+
 async def test_the_counters_follow_every_change_of_media(start_app, engine_env, caller):
     env = {**engine_env, "MEDIA_QUOTA_BYTES": str(4 * len(JPEG))}
     app = await start_app(env)
