@@ -313,7 +313,8 @@ class MediaApi:
 
     async def delete(self, request: web.Request) -> web.Response:
         """The objects first (the published one and an upload): if that fails the record stays, and
-        deleting again retries it."""
+        deleting again retries it. A complete that published between those two deletions left an
+        object the record's deletion would orphan: the record's status tells, and it goes too."""
         owner = self.principal(request).sub
         media_id = request.match_info["id"]
         row = await self.media.row(media_id, owner)
@@ -327,6 +328,8 @@ class MediaApi:
                     await self.media.repository.delete_where({"id": media_id, "owner": owner}, tx=tx)
                     await self.quotas.release(tx, current, deleted=True)
                 after_commit = await self.avatars.forget(tx, owner, media_id)
+            if current is not None and current["status"] != row["status"]:
+                await self.store.delete(row["object_key"])  # a complete published it meanwhile
             await self.media.written(media_id, owner)
             if after_commit is not None:
                 await after_commit()

@@ -139,3 +139,28 @@ async def test_a_delete_during_complete_leaves_nothing_published(start_app, medi
     assert (await app.complete(auth, created["media"]["id"])).status == 404
     root = Path(media_env["GATEWAY_DATA_DIR"]) / "media"
     assert [p for p in root.rglob("*") if p.is_file() and p.name != ".secret"] == []
+
+
+async def test_a_complete_during_delete_leaves_nothing_published(start_app, media_env, caller, monkeypatch):
+    """The complete runs whole while the delete is between removing the published key (nothing there
+    yet) and the upload: the object it publishes goes with the record."""
+    from plugins.media.backends.local import LocalStore
+
+    app = await start_app(media_env)
+    auth, _ = caller()
+    created = await app.create(auth, "attachment")
+    assert (await upload(created["upload"], JPEG)).status == 204
+    media_id, delete = created["media"]["id"], LocalStore.delete
+    completions = []
+
+    async def racing(self, key):
+        await delete(self, key)
+        if not key.startswith("incoming/") and not completions:
+            completions.append(await app.complete(auth, media_id))
+
+    monkeypatch.setattr(LocalStore, "delete", racing)
+    assert (await app.client.delete(f"/v1/media/{media_id}", headers=auth)).status == 204
+    assert [response.status for response in completions] == [200]
+    assert (await app.client.get(f"/v1/media/{media_id}", headers=auth)).status == 404
+    root = Path(media_env["GATEWAY_DATA_DIR"]) / "media"
+    assert [p for p in root.rglob("*") if p.is_file() and p.name != ".secret"] == []
