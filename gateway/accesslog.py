@@ -13,8 +13,8 @@ import asyncio
 import os
 import select
 import time
-from typing import AsyncIterator
 from json.encoder import encode_basestring_ascii as encode_string
+from typing import AsyncIterator
 
 CHUNK = select.PIPE_BUF
 FLUSH_SECONDS = 0.1

@@ -9,10 +9,10 @@ the same transaction: BEGIN, UPDATE, INSERT, COMMIT. The UPDATE locks the row un
 one after the other and none overshoots. Whatever completes or removes a record gives its share
 back in the transaction that does it (`release`): complete, delete, the cleanup's expiry.
 
-When the UPDATE admits nothing, the row is missing (the owner's first upload: made, counted from
-`media`, which may hold records already, then tried again) or a limit refuses. Then the counters are not taken at their word: under the row's lock
-the truth is recounted from `media` and written back, and the decision (429 for the hour or for
-uploads in progress, 413, 409) is taken on it. Counters that are too high therefore never refuse
+When the UPDATE admits nothing, the row is missing (the owner's first upload: made, then decided
+on a recount, as `media` may hold records already) or a limit refuses. Then the counters are not
+taken at their word: under the row's lock the truth is recounted from `media` and written back,
+and the decision (429 for the hour or for uploads in progress, 413, 409) is taken on it. Counters that are too high therefore never refuse
 an upload that fits, and are healed by the first refusal they cause. Counters that are too low
 (during a rolling deploy, instances without them create and remove records without counting) are
 put right by `reconcile`, which media-cleanup runs every hour."""
@@ -69,9 +69,10 @@ class Quotas:
     async def reserve(self, owner: str, size: int, insert) -> Row:
         """`await insert(tx)` (the new record) if the owner's quotas allow another upload of `size`
         bytes, in the transaction that counted it; else the problem that says which quota."""
+        made = False  # the row was just made here
         while True:
             async with self.database.transaction() as tx:
-                if await self._admit(tx, owner, size):
+                if not made and await self._admit(tx, owner, size):
                     return await insert(tx)
                 quota = await self.quotas.lock(tx, owner)
                 if quota is not None:
@@ -84,11 +85,10 @@ class Quotas:
             # concurrent first uploads queue on its lock instead of deadlocking on its insertion.
             await self.quotas.insert({"owner": owner, "window_start": int(time.time()), "window_count": 0},
                                      if_absent=True)
-            # Media may be there without a row: a creation that committed between an account deletion's
-            # erasing of the media and of the quota row leaves them. The new row counts them.
-            async with self.database.transaction() as tx:
-                if (quota := await self.quotas.lock(tx, owner)) is not None:
-                    await self._recounted(tx, quota)
+            # Its counters start at zero, but media may be there without a row (a creation that committed
+            # between an account deletion's erasing of the media and of the quota row): the next turn
+            # decides on the recount, as after a refusal.
+            made = True
 
     def _admit(self, tx: Executor, owner: str, size: int) -> Awaitable[int]:
         """The UPDATE counting the upload if the quotas allow it: the statement itself, awaited by the
